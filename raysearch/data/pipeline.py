@@ -1,0 +1,403 @@
+"""The Ray Data pipeline: GTZAN audio → Parquet spectrogram shards, partitioned by split.
+
+::
+
+    discover(root) → assign_splits → ray.data.from_items(clips)
+        → map_batches(decode + STFT + dB + 19 segments)   (every CPU of the Ray cluster)
+        → write_parquet(partition_cols=["split"])          (out/segments/split=train/*.parquet)
+    + out/manifest.json
+
+Row schema: ``track_id`` (str), ``genre`` (str), ``label`` (int8, index in GENRES),
+``segment`` (int8, 0..18), ``split`` (hive partition), ``spectrogram`` (fixed-shape tensor
+(513, 129), float16). float16 halves the size of GTZAN's 19,000 segments (2.5 GB instead of
+5 GB) and keeps dB values to about 0.03 dB, far below what a spectrogram classifier resolves.
+Ray reads the column back as a (513, 129) tensor; plain pyarrow / pandas read it as a flat
+float16 list of 513 * 129 values (reshape with the manifest's ``shape``).
+
+A corrupt, empty, non-audio or too-short file is skipped and listed in the manifest with its
+reason; stereo or other-rate files are converted and listed too. The job never dies for one
+file. Re-running with the same settings on the same input does no work; a different setting
+never overwrites existing shards unless asked to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from raysearch.data import GENRES
+from raysearch.data.discover import Clip, DataError, Discovery, discover
+from raysearch.data.spectrogram import SpectrogramConfig, load_audio, segment_clip
+from raysearch.data.split import SPLITS, SplitSpec, assign_splits
+from raysearch.storage import (
+    exists,
+    is_uri,
+    join,
+    read_bytes,
+    read_text,
+    resolve,
+    unique_sibling,
+    write_text_atomic,
+)
+
+PIPELINE_VERSION = 1  # bump when the shard contents change for the same settings
+MANIFEST = "manifest.json"
+SEGMENTS = "segments"  # Parquet lives in SHARDS/segments/ so pandas.read_parquet sees only Parquet
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PrepareResult:
+    out: str
+    manifest: dict
+    reused: bool  # True when existing shards matched and no work was done
+
+
+@dataclass
+class _ClipOutcome:
+    """What happened to one clip, sent from the map tasks to the driver's log actor."""
+
+    track_id: str
+    path: str
+    split: str
+    segments: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    converted: dict = field(default_factory=dict)
+    # running sums over the clip's dB values, for the train split's mean / std
+    total: float = 0.0
+    total_sq: float = 0.0
+    count: int = 0
+
+
+def settings_hash(config: SpectrogramConfig, split: SplitSpec) -> str:
+    payload = {
+        "spectrogram": config.to_dict(),
+        "split": split.to_dict(),
+        "pipeline": PIPELINE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def input_fingerprint(clips: list[Clip]) -> str:
+    listing = [(c.track_id, c.size, c.mtime_ns) for c in clips]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
+
+def read_manifest(shards: str) -> dict:
+    """The manifest of a shard folder; :class:`DataError` if there is none."""
+    path = join(str(shards), MANIFEST)
+    if not exists(path):
+        raise DataError(
+            f"{shards}: no {MANIFEST} (not a raysearch shard folder; "
+            f"run python -m raysearch.prepare first)"
+        )
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: corrupt manifest ({exc})") from exc
+
+
+def split_path(shards: str, split: str) -> str:
+    """Folder of one split's Parquet files."""
+    return join(str(shards), SEGMENTS, f"split={split}")
+
+
+def segment_clips(batch: dict[str, np.ndarray], config: dict, log_actor) -> dict[str, np.ndarray]:
+    """Ray Data UDF: decode each clip of the batch and cut it into spectrogram segments."""
+    import ray  # imported here: the function runs inside Ray workers
+
+    spec_config = SpectrogramConfig(**config)
+    columns: dict[str, list] = {k: [] for k in ("track_id", "genre", "label", "segment", "split")}
+    spectrograms = []
+    outcomes = []
+    for i in range(len(batch["track_id"])):
+        outcome = _ClipOutcome(
+            str(batch["track_id"][i]), str(batch["path"][i]), str(batch["split"][i])
+        )
+        try:
+            y, info = load_audio(read_bytes(outcome.path), spec_config.sample_rate)
+            outcome.seconds = len(y) / spec_config.sample_rate
+            if info["channels"] != 1:
+                outcome.converted["channels"] = info["channels"]
+            if info["source_rate"] != spec_config.sample_rate:
+                outcome.converted["source_rate"] = info["source_rate"]
+            segments = segment_clip(y, spec_config)
+            if len(segments) == 0:
+                raise ValueError(
+                    f"too short: {outcome.seconds:.2f} s, one segment needs "
+                    f"{spec_config.segment_seconds - spec_config.pad_tolerance_seconds:.1f} s"
+                )
+        except Exception as exc:  # one bad file must never stop a 1,000-file job
+            outcome.error = str(exc) or type(exc).__name__
+            outcomes.append(outcome)
+            continue
+        outcome.segments = len(segments)
+        if outcome.split == "train":
+            values = segments.astype(np.float64)
+            outcome.total, outcome.total_sq = float(values.sum()), float((values**2).sum())
+            outcome.count = values.size
+        n = len(segments)
+        columns["track_id"] += [outcome.track_id] * n
+        columns["genre"] += [str(batch["genre"][i])] * n
+        columns["label"] += [int(batch["label"][i])] * n
+        columns["segment"] += list(range(n))
+        columns["split"] += [outcome.split] * n
+        spectrograms.append(segments)
+        outcomes.append(outcome)
+    # blocking: the driver must see every outcome once the dataset has been written
+    ray.get(log_actor.record.remote(outcomes))
+    shape = spec_config.shape
+    return {
+        "track_id": np.array(columns["track_id"], dtype=object),
+        "genre": np.array(columns["genre"], dtype=object),
+        "label": np.array(columns["label"], dtype=np.int8),
+        "segment": np.array(columns["segment"], dtype=np.int8),
+        "split": np.array(columns["split"], dtype=object),
+        "spectrogram": (
+            np.concatenate(spectrograms)
+            if spectrograms
+            else np.zeros((0, *shape), dtype=spec_config.dtype)
+        ),
+    }
+
+
+class _OutcomeLog:
+    """Ray actor that gathers per-clip outcomes from the map tasks (deduplicated by track)."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, _ClipOutcome] = {}
+
+    def record(self, outcomes: list[_ClipOutcome]) -> None:
+        for outcome in outcomes:
+            self.outcomes[outcome.track_id] = outcome
+
+    def all(self) -> list[_ClipOutcome]:
+        return list(self.outcomes.values())
+
+
+def prepare(
+    data_root: str,
+    out: str,
+    config: SpectrogramConfig | None = None,
+    split: SplitSpec | None = None,
+    overwrite: bool = False,
+    clips_per_task: int = 2,
+) -> PrepareResult:
+    """Turn the GTZAN-layout folder ``data_root`` into Parquet shards under ``out``.
+
+    Uses the running Ray cluster (``ray.init`` is the caller's, so tests and the CLI choose the
+    cluster); starts a local one if none is running.
+    """
+    import ray
+
+    config = config or SpectrogramConfig()
+    split = split or SplitSpec()
+    started = time.time()
+    discovery = discover(data_root)
+    assignment = assign_splits([c.track_id for c in discovery.clips], split)
+    settings = settings_hash(config, split)
+    fingerprint = input_fingerprint(discovery.clips)
+
+    out = str(out)
+    existing = _existing_manifest(out)
+    if existing is not None:
+        same = (
+            existing.get("settings_hash") == settings
+            and existing.get("input", {}).get("fingerprint") == fingerprint
+        )
+        if same and not overwrite:
+            log.info("%s: shards up to date (settings %s), nothing to do", out, settings[:12])
+            return PrepareResult(out, existing, reused=True)
+        if not overwrite:
+            what = (
+                "other spectrogram / split settings"
+                if existing.get("settings_hash") != settings
+                else "another input"
+            )
+            raise DataError(
+                f"{out}: holds shards made with {what} "
+                f"(settings {existing.get('settings_hash', '?')[:12]}, "
+                f"now {settings[:12]}); choose another --out or pass --overwrite"
+            )
+    elif exists(out) and not _is_empty_dir(out) and not overwrite:
+        raise DataError(
+            f"{out}: exists and is not a raysearch shard folder; "
+            f"choose another --out or pass --overwrite"
+        )
+
+    items = [
+        {
+            "track_id": c.track_id,
+            "genre": c.genre,
+            "label": c.label,
+            "path": _full_path(data_root, c),
+            "split": assignment.split_of[c.track_id],
+        }
+        for c in discovery.clips
+        if c.track_id in assignment.split_of
+    ]
+    if not ray.is_initialized():
+        ray.init()
+    log_actor = ray.remote(num_cpus=0)(_OutcomeLog).remote()
+    staging = out if is_uri(out) else unique_sibling(out, "partial")
+    if is_uri(out) and overwrite and exists(out):
+        fs, path = resolve(out)
+        fs.delete_dir_contents(path)
+    try:
+        dataset = ray.data.from_items(
+            items, override_num_blocks=max(1, len(items) // clips_per_task)
+        )
+        dataset = dataset.map_batches(
+            segment_clips,
+            batch_size=clips_per_task,
+            fn_kwargs={"config": config.to_dict(), "log_actor": log_actor},
+        )
+        dataset.write_parquet(
+            join(staging, SEGMENTS), partition_cols=["split"], min_rows_per_file=256
+        )
+        outcomes = ray.get(log_actor.all.remote())
+        manifest = _manifest(
+            discovery,
+            assignment,
+            outcomes,
+            config,
+            split,
+            settings,
+            fingerprint,
+            time.time() - started,
+        )
+        write_text_atomic(join(staging, MANIFEST), json.dumps(manifest, indent=1))
+        if not is_uri(out):
+            _move_into_place(staging, out)
+    except BaseException:
+        if not is_uri(out) and os.path.isdir(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        ray.kill(log_actor)
+    return PrepareResult(out, manifest, reused=False)
+
+
+def _full_path(data_root: str, clip: Clip) -> str:
+    """A location each Ray worker can open: the URI for buckets, the absolute path locally."""
+    if is_uri(data_root):
+        scheme = data_root.split("://", 1)[0]
+        return f"{scheme}://{clip.path}"
+    return clip.path
+
+
+def _existing_manifest(out: str) -> dict | None:
+    if not exists(join(out, MANIFEST)):
+        return None
+    try:
+        return json.loads(read_text(join(out, MANIFEST)))
+    except json.JSONDecodeError:
+        return {}
+
+
+def _is_empty_dir(location: str) -> bool:
+    if is_uri(location):
+        import pyarrow.fs as pafs
+
+        fs, path = resolve(location)
+        return not fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return os.path.isdir(location) and not os.listdir(location)
+
+
+def _move_into_place(staging: str, out: str) -> None:
+    """Swap the finished staging folder in, so ``out`` is never seen half-written."""
+    old = None
+    if os.path.exists(out):
+        old = unique_sibling(out, "old")
+        os.replace(out, old)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    os.replace(staging, out)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _manifest(
+    discovery: Discovery,
+    assignment,
+    outcomes: list[_ClipOutcome],
+    config: SpectrogramConfig,
+    split: SplitSpec,
+    settings: str,
+    fingerprint: str,
+    elapsed: float,
+) -> dict:
+    done = [o for o in outcomes if o.error is None]
+    skipped = sorted(
+        (
+            {"track_id": o.track_id, "path": o.path, "reason": o.error}
+            for o in outcomes
+            if o.error is not None
+        ),
+        key=lambda s: s["track_id"],
+    )
+    tracks: dict[str, dict[str, int]] = {s: dict.fromkeys(GENRES, 0) for s in SPLITS}
+    segments: dict[str, int] = dict.fromkeys(SPLITS, 0)
+    for o in done:
+        tracks[o.split][o.track_id.split(".")[0]] += 1
+        segments[o.split] += o.segments
+    count = sum(o.count for o in done)
+    mean = sum(o.total for o in done) / count if count else 0.0
+    var = sum(o.total_sq for o in done) / count - mean**2 if count else 1.0
+    return {
+        "raysearch_shards": PIPELINE_VERSION,
+        "parquet": SEGMENTS,
+        "labels": list(GENRES),
+        "shape": list(config.shape),
+        "dtype": config.dtype,
+        "settings_hash": settings,
+        "spectrogram": config.to_dict()
+        | {
+            "window": "hann",
+            "center": True,
+            "db": "20*log10(max(|X|, amin)), ref=1.0",
+            "frames_per_segment": config.segment_frames,
+            "start_frames": [config.start_frame(k) for k in range(config.max_segments)],
+        },
+        "split": split.to_dict()
+        | {
+            "tracks": {s: sorted(o.track_id for o in done if o.split == s) for s in SPLITS},
+            "left_out": assignment.left_out,
+        },
+        "input": {
+            "root": discovery.root,
+            "layout": discovery.layout,
+            "clips_found": len(discovery.clips),
+            "fingerprint": fingerprint,
+            "synthetic": discovery.synthetic,
+        },
+        "counts": {
+            "tracks": {s: sum(tracks[s].values()) for s in SPLITS},
+            "segments": segments,
+            "tracks_per_genre": tracks,
+            "skipped": len(skipped),
+            "left_out": len(assignment.left_out),
+            "ignored": len(discovery.ignored),
+        },
+        "train_stats": {"mean": mean, "std": float(np.sqrt(max(var, 1e-12)))},
+        "skipped": skipped,
+        "converted": sorted(
+            ({"track_id": o.track_id, **o.converted} for o in done if o.converted),
+            key=lambda c: c["track_id"],
+        ),
+        "padded": sorted(
+            o.track_id
+            for o in done
+            if 0 < o.seconds < config.segment_seconds + (o.segments - 1) * config.step_seconds
+        ),
+        "ignored": discovery.ignored,
+        "elapsed_s": round(elapsed, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

@@ -1,0 +1,180 @@
+"""Audio → dB spectrogram → overlapping 3 s segments, exactly as the report (§2.2, §2.3) says.
+
+Pure numpy / librosa, no Ray: the Ray Data pipeline (`raysearch.data.pipeline`) and the
+predictor (`raysearch.predict`) both call these functions, so training and prediction see the
+same numbers.
+
+Frame arithmetic (defaults: 22,050 Hz, 1024-sample Hann window, hop 512, centred frames):
+
+* segment length  = 3.0 s  = 66,150 samples; segment step = 1.5 s = 33,075 samples
+* frames per segment ``L = floor(66,150 / 512) = 129``; frequency bins ``F = 1 + 1024/2 = 513``
+* segment ``k`` starts at sample ``k * 33,075`` and its first frame is
+  ``start_frame(k) = floor(k * 33,075 / 512)``: 0, 64, 129, 193, ..., 1162 for k = 18
+* a 30.0 s clip (661,500 samples) has ``1 + floor(661,500 / 512) = 1,292`` centred frames and
+  19 segments; the last one covers frames 1162..1290.
+
+The clip's STFT is computed once and then sliced (not one STFT per segment): that is what the
+report describes, and it costs half the FFT work of transforming 19 overlapping windows.
+
+Magnitude in dB: ``20 * log10(max(|X|, amin))`` with an absolute reference ``ref = 1.0`` and
+``amin = 1e-5`` (floor at -100 dB), no ``top_db`` clipping. An absolute reference keeps the
+loudness differences between clips (``ref=np.max`` would normalise each clip to 0 dB peak); a
+full-scale sine peaks at about +48 dB with a 1024 Hann window.
+
+Short clips: GTZAN clips are not all 30.0 s (several are 29.9x s). A clip gets
+``n = 1 + floor((samples + tolerance - 66,150) / 33,075)`` segments (at most ``max_segments``),
+with ``tolerance = 0.1 s``: the waveform is zero-padded at the end by at most 0.1 s so that the
+last segment is whole. A 29.95 s clip therefore gives 19 segments (padded by 0.05 s), a 10 s
+clip gives 5, and a clip under 2.9 s gives none (the pipeline skips and reports it). Segments
+never shift: segment k always starts at ``k * 1.5 s`` of the original audio.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from typing import BinaryIO
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+
+@dataclass(frozen=True)
+class SpectrogramConfig:
+    """Spectrogram and segmentation settings; the defaults are the report's."""
+
+    sample_rate: int = 22_050  # GTZAN's rate; other rates are resampled to it
+    n_fft: int = 1024  # window size (report §2.2)
+    hop_length: int = 512  # 1024 - 512 samples of overlap between windows (report §2.2)
+    segment_seconds: float = 3.0  # report §2.3
+    step_seconds: float = 1.5  # segments overlap by 3.0 - 1.5 = 1.5 s (report §2.3)
+    max_segments: int = 19  # a 30 s clip gives 19 segments; longer clips are cut there
+    pad_tolerance_seconds: float = 0.1  # at most this much silence is appended to end a segment
+    amin: float = 1e-5  # magnitude floor: -100 dB
+    dtype: str = "float16"  # storage type of the shards; dB values need ~0.03 dB resolution
+
+    def __post_init__(self) -> None:
+        if self.step_seconds <= 0 or self.segment_seconds <= 0:
+            raise ValueError("segment_seconds and step_seconds must be positive")
+        if self.dtype not in ("float16", "float32"):
+            raise ValueError(f"dtype must be float16 or float32, got {self.dtype!r}")
+
+    @property
+    def segment_samples(self) -> int:
+        return round(self.segment_seconds * self.sample_rate)
+
+    @property
+    def step_samples(self) -> int:
+        return round(self.step_seconds * self.sample_rate)
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def segment_frames(self) -> int:
+        return self.segment_samples // self.hop_length
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Shape of one segment: (frequency bins, frames)."""
+        return (self.n_bins, self.segment_frames)
+
+    def start_frame(self, k: int) -> int:
+        """First STFT frame of segment ``k``."""
+        return (k * self.step_samples) // self.hop_length
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def num_segments(n_samples: int, config: SpectrogramConfig, max_segments: int | None = None) -> int:
+    """How many whole segments a clip of ``n_samples`` gives (0 if it is too short)."""
+    limit = config.max_segments if max_segments is None else max_segments
+    tolerance = round(config.pad_tolerance_seconds * config.sample_rate)
+    usable = n_samples + tolerance - config.segment_samples
+    if usable < 0:
+        return 0
+    n = 1 + usable // config.step_samples
+    return int(n if limit <= 0 else min(n, limit))
+
+
+def load_audio(source: str | BinaryIO | bytes, sample_rate: int) -> tuple[np.ndarray, dict]:
+    """Decode an audio file to mono float32 at ``sample_rate``.
+
+    Returns the waveform and a dict of what was converted (``channels``, ``source_rate``), so
+    the pipeline can report stereo or 44.1 kHz inputs. Raises ``ValueError`` with a short reason
+    for empty, non-audio or undecodable input.
+    """
+    if isinstance(source, bytes):
+        if not source:
+            raise ValueError("empty file")
+        source = io.BytesIO(source)
+    try:
+        data, rate = sf.read(source, dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile's errors are RuntimeError / LibsndfileError
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"cannot decode audio: {reason}") from exc
+    if data.shape[0] == 0:
+        raise ValueError("no audio samples")
+    channels = data.shape[1]
+    y = data.mean(axis=1) if channels > 1 else data[:, 0]
+    if rate != sample_rate:
+        y = librosa.resample(y, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("audio contains NaN or infinite samples")
+    return np.ascontiguousarray(y, dtype=np.float32), {"channels": channels, "source_rate": rate}
+
+
+def power_db(y: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
+    """Magnitude STFT in dB of a whole waveform: (F, frames), float32."""
+    stft = librosa.stft(
+        y, n_fft=config.n_fft, hop_length=config.hop_length, window="hann", center=True
+    )
+    magnitude = np.abs(stft)
+    return (20.0 * np.log10(np.maximum(magnitude, config.amin))).astype(np.float32)
+
+
+def segment_clip(
+    y: np.ndarray, config: SpectrogramConfig, max_segments: int | None = None
+) -> np.ndarray:
+    """Cut a waveform into its dB spectrogram segments: (n, F, L) in ``config.dtype``.
+
+    ``n`` follows :func:`num_segments`; the waveform is cut to the samples the segments use
+    (or zero-padded by at most the tolerance) before one STFT, then sliced every 1.5 s.
+    """
+    n = num_segments(len(y), config, max_segments)
+    if n == 0:
+        return np.zeros((0, *config.shape), dtype=config.dtype)
+    needed = (n - 1) * config.step_samples + config.segment_samples
+    if len(y) < needed:
+        y = np.pad(y, (0, needed - len(y)))
+    spec = power_db(y[:needed], config)  # (F, 1 + needed // hop)
+    frames = config.segment_frames
+    starts = [config.start_frame(k) for k in range(n)]
+    assert starts[-1] + frames <= spec.shape[1], "segment runs past the spectrogram"
+    return np.stack([spec[:, s : s + frames] for s in starts]).astype(config.dtype)
+
+
+def expected_frames(n_samples: int, config: SpectrogramConfig) -> int:
+    """Number of centred STFT frames of a waveform of ``n_samples``."""
+    return 1 + n_samples // config.hop_length
+
+
+def clip_seconds(n_segments: int, config: SpectrogramConfig) -> float:
+    """Audio span covered by ``n_segments`` segments, in seconds."""
+    if n_segments == 0:
+        return 0.0
+    return ((n_segments - 1) * config.step_samples + config.segment_samples) / config.sample_rate
+
+
+__all__ = [
+    "SpectrogramConfig",
+    "clip_seconds",
+    "expected_frames",
+    "load_audio",
+    "num_segments",
+    "power_db",
+    "segment_clip",
+]

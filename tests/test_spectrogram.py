@@ -1,0 +1,110 @@
+"""Frame arithmetic, segment counts and shapes, short clips, decoding and conversion."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from raysearch.data.spectrogram import (
+    SpectrogramConfig,
+    expected_frames,
+    load_audio,
+    num_segments,
+    power_db,
+    segment_clip,
+)
+from tests.conftest import tone
+
+CONFIG = SpectrogramConfig()
+RATE = 22_050
+
+
+def test_report_settings_give_513_by_129_segments():
+    assert CONFIG.segment_samples == 66_150
+    assert CONFIG.step_samples == 33_075
+    assert CONFIG.shape == (513, 129)
+
+
+def test_thirty_second_clip_gives_19_segments_of_the_right_shape():
+    y = tone(30.0)
+    segments = segment_clip(y, CONFIG)
+    assert segments.shape == (19, 513, 129)
+    assert segments.dtype == np.float16
+    assert expected_frames(len(y), CONFIG) == 1292
+
+
+def test_29_95_second_clip_is_padded_to_19_segments():
+    y = tone(29.95)
+    assert len(y) == 660_398
+    assert num_segments(len(y), CONFIG) == 19
+    segments = segment_clip(y, CONFIG)
+    assert segments.shape == (19, 513, 129)
+    # the padded tail is silence: the last frames of the last segment drop to the dB floor
+    assert float(segments[-1, :, -1].max()) < float(segments[-1, :, 0].max())
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(2.85, 0), (2.95, 1), (3.0, 1), (4.5, 2), (10.0, 5), (29.8, 18), (30.0, 19), (45.0, 19)],
+)
+def test_segment_counts(seconds, expected):
+    assert num_segments(round(seconds * RATE), CONFIG) == expected
+
+
+def test_segment_start_frames():
+    assert [CONFIG.start_frame(k) for k in (0, 1, 2, 3, 18)] == [0, 64, 129, 193, 1162]
+
+
+def test_segment_k_is_the_slice_of_the_clip_spectrogram_at_its_start_frame():
+    y = tone(30.0) * np.linspace(0.1, 1.0, round(30.0 * RATE), dtype=np.float32)
+    segments = segment_clip(y, CONFIG)
+    whole = power_db(y, CONFIG)
+    for k in (0, 1, 7, 18):
+        start = CONFIG.start_frame(k)
+        np.testing.assert_allclose(
+            segments[k].astype(np.float32), whole[:, start : start + 129], atol=0.05
+        )
+
+
+def test_segment_k_covers_the_audio_from_k_times_1_5_seconds():
+    # a click at 4.5 s (segment 3 starts there) must appear near frame 0 of segment 3
+    y = np.zeros(round(30.0 * RATE), dtype=np.float32)
+    y[round(4.5 * RATE) + 600 : round(4.5 * RATE) + 700] = 1.0
+    segments = segment_clip(y, CONFIG).astype(np.float32)
+    energy = segments[3].max(axis=0)
+    assert int(np.argmax(energy)) <= 2
+
+
+def test_decibels_use_an_absolute_reference():
+    loud, quiet = tone(3.0), tone(3.0) * 0.1
+    difference = power_db(loud, CONFIG).max() - power_db(quiet, CONFIG).max()
+    assert difference == pytest.approx(20.0, abs=0.5)
+    assert power_db(np.zeros(66_150, dtype=np.float32), CONFIG).min() == pytest.approx(-100.0)
+
+
+def _wav_bytes(y: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, y, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_stereo_44k_is_downmixed_and_resampled():
+    y, info = load_audio(_wav_bytes(tone(3.0, rate=44_100, channels=2), 44_100), RATE)
+    assert info == {"channels": 2, "source_rate": 44_100}
+    assert len(y) == pytest.approx(3.0 * RATE, abs=2)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [(b"", "empty file"), (b"this is not audio\n" * 20, "cannot decode audio")],
+)
+def test_unreadable_input_raises_a_short_reason(payload, message):
+    with pytest.raises(ValueError, match=message):
+        load_audio(payload, RATE)
+
+
+def test_shorter_than_one_segment_gives_no_segment():
+    assert segment_clip(tone(2.0), CONFIG).shape == (0, 513, 129)
