@@ -1,0 +1,100 @@
+"""The SE-CNN: shapes, parameter counts, the SE gate, SE placement and odd ratios."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from raysearch.model import SECNN, ModelConfig, ModelConfigError, SEBlock, count_parameters
+
+# conv weights+biases 682,880 + dense 128*16*4*10+10 = 81,930 + SE blocks 13,574
+DEFAULT_PARAMETERS = 778_384
+
+
+def se_parameters(channels: int, ratio: float = 16) -> int:
+    hidden = max(1, round(channels / ratio))
+    return channels * hidden + hidden + hidden * channels + channels
+
+
+def test_default_output_shape():
+    model = SECNN(ModelConfig()).eval()
+    assert model(torch.zeros(3, 1, 513, 129)).shape == (3, 10)
+    assert model(torch.zeros(2, 513, 129, dtype=torch.float16)).shape == (2, 10)
+
+
+def test_default_parameter_count():
+    assert count_parameters(SECNN(ModelConfig())) == DEFAULT_PARAMETERS
+
+
+def test_se_block_output_is_input_times_gate_by_hand():
+    block = SEBlock(channels=2, ratio=2)  # hidden width 1
+    with torch.no_grad():
+        block.reduce.weight.copy_(torch.tensor([[1.0, -1.0]]))
+        block.reduce.bias.fill_(0.5)
+        block.expand.weight.copy_(torch.tensor([[2.0], [-1.0]]))
+        block.expand.bias.copy_(torch.tensor([0.0, 1.0]))
+    x = torch.tensor([[[[1.0, 3.0]], [[0.0, 2.0]]]])  # (1, 2, 1, 2): channel means 2 and 1
+    hidden = max(0.0, 1.0 * 2 - 1.0 * 1 + 0.5)  # relu(1.5) = 1.5
+    gate = torch.sigmoid(torch.tensor([2.0 * hidden + 0.0, -1.0 * hidden + 1.0]))
+    expected = x * gate[None, :, None, None]
+    torch.testing.assert_close(block(x), expected)
+    assert not torch.allclose(block(x), x)
+
+
+@pytest.mark.parametrize("placement", [(), (5,), (4, 5), (3, 4, 5), (2, 3, 4, 5)])
+def test_removing_se_blocks_removes_their_parameters(placement):
+    channels = ModelConfig().channels
+    missing = [b for b in range(1, 6) if b not in placement]
+    expected = DEFAULT_PARAMETERS - sum(se_parameters(channels[b - 1]) for b in missing)
+    model = SECNN(ModelConfig(se_blocks=placement))
+    assert count_parameters(model) == expected
+    assert sum(isinstance(m, SEBlock) for m in model.modules()) == len(placement)
+
+
+def test_fractional_ratio_builds_and_rounds():
+    model = SECNN(ModelConfig(ratio=31.43)).eval()
+    widths = [m.reduce.out_features for m in model.modules() if isinstance(m, SEBlock)]
+    assert widths == [1, 2, 4, 8, 4]  # round(C / 31.43) for C = 32, 64, 128, 256, 128
+    assert model(torch.zeros(1, 1, 513, 129)).shape == (1, 10)
+
+
+def test_large_ratio_keeps_at_least_one_unit():
+    assert SEBlock(32, 64.0).reduce.out_features == 1
+    assert SEBlock(8, 1000.0).reduce.out_features == 1
+
+
+def test_other_channels_and_input_shapes():
+    model = SECNN(ModelConfig(channels=(8, 16, 32, 64, 32), input_shape=(64, 40)))
+    assert model(torch.zeros(2, 1, 64, 40)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"ratio": 0}, "ratio"),
+        ({"se_blocks": (6,)}, "se_blocks"),
+        ({"channels": (0, 4)}, "channels"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"input_shape": (16, 16)}, "too small"),
+    ],
+)
+def test_bad_settings_are_named(kwargs, message):
+    with pytest.raises(ModelConfigError, match=message):
+        ModelConfig(**kwargs)
+
+
+def test_input_is_standardised_with_the_stored_statistics():
+    config = ModelConfig(
+        channels=(4, 4, 4, 4, 4),
+        input_shape=(32, 32),
+        dropout=0.0,
+        input_mean=-40.0,
+        input_std=20.0,
+    )
+    model = SECNN(config).eval()
+    x = torch.randn(2, 1, 32, 32)
+    shifted = SECNN(ModelConfig(channels=(4, 4, 4, 4, 4), input_shape=(32, 32), dropout=0.0))
+    shifted.load_state_dict(
+        {**model.state_dict(), "input_mean": torch.tensor(0.0), "input_std": torch.tensor(1.0)}
+    )
+    torch.testing.assert_close(model(x * 20.0 - 40.0), shifted.eval()(x), rtol=1e-4, atol=1e-4)
