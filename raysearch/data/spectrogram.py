@@ -32,6 +32,7 @@ never shift: segment k always starts at ``k * 1.5 s`` of the original audio.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import asdict, dataclass
 from typing import BinaryIO
 
@@ -115,6 +116,8 @@ def load_audio(source: str | BinaryIO | bytes, sample_rate: int) -> tuple[np.nda
         data, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile's errors are RuntimeError / LibsndfileError
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # libsndfile says "Error opening <_io.BytesIO object at 0x...>: Format not recognised."
+        reason = re.sub(r"^Error opening <[^>]*>: ", "", reason)
         raise ValueError(f"cannot decode audio: {reason}") from exc
     if data.shape[0] == 0:
         raise ValueError("no audio samples")
