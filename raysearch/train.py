@@ -195,6 +195,7 @@ def _evaluate(model, rows: dict[str, np.ndarray], device, batch_size: int, amp: 
 
 def train_loop_per_worker(loop_config: dict) -> dict | None:
     """Ray Train worker: the training loop of one configuration."""
+    import ray
     import ray.train
     import ray.train.torch
     import torch
@@ -214,6 +215,7 @@ def train_loop_per_worker(loop_config: dict) -> dict | None:
     if not on_gpu:
         torch.set_num_threads(config.torch_threads or max(1, int(config.cpus_per_worker)))
     started = time.time()
+    node_id = ray.get_runtime_context().get_node_id()
 
     from raysearch.model import SECNN, count_parameters
 
@@ -245,9 +247,9 @@ def train_loop_per_worker(loop_config: dict) -> dict | None:
             loss.backward()
             optimizer.step()
             if first_batch_loss is None:
-                first_batch_loss = float(loss)
+                first_batch_loss = float(loss.detach())
             sums += torch.tensor(
-                [float(loss) * len(y), float((logits.argmax(1) == y).sum()), len(y)],
+                [float(loss.detach()) * len(y), float((logits.argmax(1) == y).sum()), len(y)],
                 dtype=torch.float64,
             )
         if world > 1:
@@ -261,6 +263,7 @@ def train_loop_per_worker(loop_config: dict) -> dict | None:
             "train_segments": int(count),
             "segments_per_s": count / max(train_seconds, 1e-9),
             "first_batch_loss": first_batch_loss,
+            "node_id": node_id,  # where rank 0 ran: shows how trials spread over a cluster
         }
         checkpoint = None
         stop = torch.zeros(1)
@@ -419,15 +422,21 @@ def model_config_for(shards: str, **overrides) -> ModelConfig:
     )
 
 
-def split_datasets(shards: str, materialize: bool = True) -> dict:
-    """The train / val / test splits of a shard folder as Ray Data datasets.
+def split_datasets(shards: str, rows_per_block: int = 256) -> dict:
+    """The train / val / test splits of a shard folder as materialized Ray Data datasets.
 
-    Materialized by default: read once into the object store while the caller's CPUs are
-    free. Reading Parquet with Ray 2.60 needs a free CPU for its file-listing task; once
-    trials hold every CPU of a small node, a lazy dataset read inside a trial would wait
-    forever. A search materializes once and shares the blocks with every trial.
+    The driver reads the Parquet files once (pyarrow, through the shards' filesystem, so
+    ``s3://`` works) and hands the tables to ``ray.data.from_arrow``: the blocks live in the
+    driver node's object store and every trial of a search shares them. Two facts of Ray 2.60
+    make this better than ``read_parquet`` inside each trial: its file-listing task needs a
+    free CPU, which never comes once trials hold every CPU of a small node; and blocks made by
+    read tasks on a worker node are lost with that node, and rebuilding them needs a free CPU
+    again. Objects put by the driver stay wherever the driver runs.
     """
+    import pyarrow.parquet as pq
     import ray.data
+
+    from raysearch.storage import resolve
 
     manifest = read_manifest(shards)
     # The workers consume these datasets; per-operator progress bars from inside them only
@@ -440,9 +449,14 @@ def split_datasets(shards: str, materialize: bool = True) -> dict:
                 f"{shards}: the {split} split is empty "
                 f"({manifest['counts']['tracks']}); prepare more tracks"
             )
-        dataset = ray.data.read_parquet(split_path(shards, split))
-        dataset = dataset.select_columns(["track_id", "label", "spectrogram"])
-        datasets[split] = dataset.materialize() if materialize else dataset
+        filesystem, path = resolve(split_path(shards, split))
+        table = pq.read_table(
+            path, filesystem=filesystem, columns=["track_id", "label", "spectrogram"]
+        )
+        blocks = [
+            table.slice(start, rows_per_block) for start in range(0, table.num_rows, rows_per_block)
+        ]
+        datasets[split] = ray.data.from_arrow(blocks)
     return datasets
 
 

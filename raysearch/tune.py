@@ -34,6 +34,8 @@ from raysearch.storage import exists, is_uri, join, normalize
 
 DEFAULT_STORAGE = "~/ray_results/raysearch"
 TRIAL_DRIVER_MEMORY = 256 * 1024**2  # bytes reserved for each trial's driver function
+WORKER_GROUP_START_TIMEOUT_S = 900  # a GPU node may take minutes to boot
+HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray's marker resource of the head node
 
 
 def run_trial(config: dict, space: SearchSpace, shards: str, storage: str, datasets: dict) -> None:
@@ -45,6 +47,12 @@ def run_trial(config: dict, space: SearchSpace, shards: str, storage: str, datas
 
     from raysearch.train import build_trainer, model_config_for
 
+    # Ray Train gives up on a worker group that cannot start within 60 s; a trial waiting for
+    # a GPU node to boot, or for a CPU after a node was lost, needs longer. Train propagates
+    # this variable from the process that builds the trainer to its controller.
+    os.environ.setdefault(
+        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", str(WORKER_GROUP_START_TIMEOUT_S)
+    )
     repeat = int(config.get("__trial_index__", 0))
     model_config, train_config = space.configs_for(config, repeat)
     sized = model_config_for(shards)
@@ -113,10 +121,12 @@ def build_scheduler(space: SearchSpace):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if space.scheduler.type == "asha":
+        epochs = int(space.train.get("epochs", 30))
         return ASHAScheduler(
             time_attr="training_iteration",
-            max_t=int(space.train.get("epochs", 30)),
-            grace_period=space.scheduler.grace_period,
+            max_t=epochs,
+            # a short run (--epochs below the grace period) simply has no rung to stop at
+            grace_period=min(space.scheduler.grace_period, epochs),
             reduction_factor=space.scheduler.reduction_factor,
         )
     return FIFOScheduler()
@@ -143,9 +153,11 @@ def run_search(
         tune.with_parameters(
             run_trial, space=space, shards=shards, storage=storage, datasets=datasets
         ),
-        # the trial driver only waits on the trainer: no CPU (the workers hold the CPUs),
-        # a little memory because Tune needs a non-empty resource request
-        {"cpu": 0, "memory": TRIAL_DRIVER_MEMORY},
+        # The trial driver only waits on its trainer: no CPU (the trainer's workers hold the
+        # CPUs and GPUs). It runs on the head node, and Ray Train pins each run's controller
+        # to the driver's node: losing a worker node then loses workers, never the
+        # bookkeeping that frees their resources and lets Tune retry the trial.
+        {"cpu": 0, "memory": TRIAL_DRIVER_MEMORY, HEAD_NODE_RESOURCE: 0.001},
     )
     callback = LeaderboardCallback(space, results_dir, experiment, shards)
     if resume:
@@ -241,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     started = time.time()
+    # Save the experiment state at most a second after a trial ends (Tune's default is every
+    # 10 s or more), so a driver killed right after a trial finished does not re-run it.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     try:
         space = load_space(args.space).with_overrides(args.trials, args.epochs)
         if args.name:

@@ -12,12 +12,23 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 GTZAN_SAMPLE = SHARED / "gtzan-sample"
 
 
-@pytest.fixture(scope="session")
-def ray_session():
-    """A local Ray instance with 2 CPUs, shared by every test that needs Ray."""
+def _start_local_ray():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    return ray
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """A local Ray instance with 2 CPUs, shared by the tests of one module.
+
+    One module at a time: two Ray instances on one machine confuse Ray Train 2.60's
+    placement-group cleaner (it finds the cluster by scanning local processes), and the
+    multi-node test starts a cluster of its own.
+    """
+    ray = _start_local_ray()
     yield ray
     ray.shutdown()
 
@@ -44,3 +55,17 @@ def write_clip(
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, tone(seconds, rate, freq, channels, seed), rate, subtype="PCM_16")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory):
+    """Shards of a small synthetic mini-GTZAN: 10 clips of 6 s per genre (3 segments each)."""
+    from raysearch import synth
+    from raysearch.data.pipeline import prepare
+
+    _start_local_ray()  # the modules that use these shards hold it (ray_session)
+
+    root = synth.generate(
+        tmp_path_factory.mktemp("synthetic"), clips_per_genre=10, duration=6.0, seed=0, workers=2
+    )
+    return prepare(str(root), str(tmp_path_factory.mktemp("shards") / "tiny")).out

@@ -189,7 +189,7 @@ def prepare(
     config: SpectrogramConfig | None = None,
     split: SplitSpec | None = None,
     overwrite: bool = False,
-    clips_per_task: int = 2,
+    clips_per_task: int = 25,
 ) -> PrepareResult:
     """Turn the GTZAN-layout folder ``data_root`` into Parquet shards under ``out``.
 
@@ -260,8 +260,15 @@ def prepare(
             batch_size=clips_per_task,
             fn_kwargs={"config": config.to_dict(), "log_actor": log_actor},
         )
+        # No min_rows_per_file: Ray fuses the map with the write, and that option made it
+        # gather up to 256 clips into one task (one core). Dictionary encoding and min/max
+        # statistics are kept for the small columns only: on the float16 spectrograms they
+        # doubled the write time and saved nothing (benchmarks/prepare_bench.py).
         dataset.write_parquet(
-            join(staging, SEGMENTS), partition_cols=["split"], min_rows_per_file=256
+            join(staging, SEGMENTS),
+            partition_cols=["split"],
+            use_dictionary=["track_id", "genre"],
+            write_statistics=["track_id", "genre", "label", "segment"],
         )
         outcomes = ray.get(log_actor.all.remote())
         manifest = _manifest(

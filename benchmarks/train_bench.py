@@ -1,0 +1,508 @@
+"""Benchmark: Ray Train + Ray Data training throughput against a bare PyTorch loop.
+
+Both sides train the same SE-CNN (sized from the shard manifest by ``model_config_for``) on the
+same train split, with the same batch size, optimizer (Adam, lr 1e-3), epochs and number of
+torch threads, one after the other in one process:
+
+* **bare**: the train split read with pyarrow into one float16 tensor, shuffled every epoch
+  with ``torch.randperm``; no Ray at all.
+* **Ray**: ``raysearch.train.build_trainer(...).fit()`` with one worker, once per ``--feeds``
+  value (``memory``: the worker holds its shard as a tensor; ``stream``: Ray Data
+  ``iter_batches`` every epoch). Its per-epoch ``segments_per_s`` (train segments / seconds of
+  that epoch's train loop) comes from the run's ``history``.
+
+The headline number is the steady state: epochs after the first. The end-to-end wall time of
+``fit()`` (Ray Train start-up, validation every epoch, the final test evaluation, shutdown) is
+reported next to it, separately. Nothing is asserted.
+
+    python benchmarks/train_bench.py                      # 3 epochs, 2 threads, CPU
+    python benchmarks/train_bench.py --device cuda        # on a GPU machine (Ray: use_gpu=True)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run from a checkout without installing the package
+    sys.path.insert(0, str(REPO))
+
+
+# ----------------------------------------------------------------------------- machine facts
+
+
+def uptime_line() -> str:
+    try:
+        done = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+    except OSError:
+        return ""
+
+
+def load1() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def cpu_snapshot() -> dict | None:
+    """Busy CPU seconds of the whole machine and of this process tree (Linux /proc only).
+
+    The difference of two snapshots gives the CPU time other processes (another developer's
+    tests) took during a run: ``other_cpu_s``. Approximate: processes of this tree that exit
+    between the snapshots and are not reaped by a process of this tree count as "other".
+    """
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:9]]
+        busy = sum(values) - values[3] - values[4]  # minus idle and iowait
+        parent: dict[int, int] = {}
+        own: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(entry)] = int(fields[1])
+            # utime + stime, plus cutime + cstime: children that exited and were reaped
+            # (Ray Train's workers exit when fit() returns; the raylet reaps them)
+            own[int(entry)] = sum(int(v) for v in fields[11:15])
+        me = os.getpid()
+        ours = 0
+        for pid, ticks in own.items():
+            p = pid
+            while p > 1 and p != me:
+                p = parent.get(p, 0)
+            if p == me:
+                ours += ticks
+        return {"busy_s": busy / tick, "ours_s": ours / tick}
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def other_cpu_s(before: dict | None, after: dict | None) -> float | None:
+    if not before or not after:
+        return None
+    return round((after["busy_s"] - before["busy_s"]) - (after["ours_s"] - before["ours_s"]), 2)
+
+
+def machine_facts() -> dict:
+    import importlib
+
+    versions = {"python": platform.python_version()}
+    for name in ("ray", "torch", "numpy", "pyarrow"):
+        try:
+            versions[name] = importlib.import_module(name).__version__
+        except Exception:  # noqa: BLE001 - a missing module is a fact too
+            versions[name] = None
+    cpu_model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu_model = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        mem_gb = None
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    facts = {
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": cpu_model,
+        "memory_gb": round(mem_gb, 1) if mem_gb else None,
+        "platform": platform.platform(),
+        "git_commit": commit,
+        "versions": versions,
+    }
+    try:
+        import torch
+
+        facts["cuda"] = torch.cuda.is_available()
+        if facts["cuda"]:
+            facts["gpu"] = torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001
+        facts["cuda"] = False
+    return facts
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def read_split(shards: str, split: str):
+    """(x float16 (N, F, T), y int64 (N,)) of one split, with pyarrow only."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from raysearch.data.pipeline import read_manifest, split_path
+
+    shape = tuple(read_manifest(shards)["shape"])
+    table = pq.read_table(split_path(shards, split), columns=["spectrogram", "label"])
+    column = table.column("spectrogram").combine_chunks()
+    if isinstance(column, pa.ExtensionArray):  # Ray's tensor type, if ray.data registered it
+        column = column.storage
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    x = np.ascontiguousarray(values.reshape(len(table), *shape), dtype=np.float16)
+    y = table.column("label").to_numpy().astype(np.int64)
+    return x, y
+
+
+def steady(history: list[dict]) -> dict:
+    """Segments/s over the epochs after the first (all epochs if there is only one)."""
+    epochs = history[1:] or history
+    segments = sum(h["train_segments"] for h in epochs)
+    seconds = sum(h["train_segments"] / h["segments_per_s"] for h in epochs)
+    return {
+        "segments_per_s": segments / seconds,
+        "epochs": [h["epoch"] for h in epochs],
+        "train_s": seconds,
+    }
+
+
+# ----------------------------------------------------------------------------- the two sides
+
+
+def run_bare(shards: str, model_config, args) -> dict:
+    """The plain PyTorch loop over the train split held in memory."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from raysearch.model import SECNN
+
+    started = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    x_np, y_np = read_split(shards, "train")
+    if args.max_train_segments:
+        x_np, y_np = x_np[: args.max_train_segments], y_np[: args.max_train_segments]
+    x = torch.from_numpy(np.array(x_np)).to(device)  # writable copy
+    y_all = torch.from_numpy(y_np).to(device)
+    model = SECNN(model_config)
+    on_gpu = device.type == "cuda"
+    if on_gpu:  # what train_loop_per_worker does on a GPU
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+    model = model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    load_s = time.perf_counter() - started
+    history = []
+    for epoch in range(1, args.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(y_all)).to(device)
+        loss_sum, correct, count = 0.0, 0.0, 0
+        for start in range(0, len(order), args.batch_size):
+            index = order[start : start + args.batch_size]
+            xb, yb = x[index].unsqueeze(1), y_all[index]
+            if on_gpu:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    logits = model(xb).float()
+            else:
+                logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            # the same per-batch bookkeeping as the Ray loop (it syncs the GPU, as there)
+            loss_sum += float(loss.detach()) * len(yb)
+            correct += float((logits.argmax(1) == yb).sum())
+            count += len(yb)
+        seconds = time.perf_counter() - epoch_start
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": loss_sum / count,
+                "train_acc": correct / count,
+                "train_segments": count,
+                "segments_per_s": count / seconds,
+            }
+        )
+        say(
+            f"  bare epoch {epoch}/{args.epochs}: loss {loss_sum / count:.3f}, "
+            f"{count / seconds:.1f} segments/s"
+        )
+    return {
+        "side": "bare",
+        "history": history,
+        "load_s": load_s,
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def run_ray(shards: str, model_config, args, feed: str, storage: str) -> dict:
+    from raysearch.train import TrainConfig, build_trainer
+
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=0,
+        seed=args.seed,
+        workers=1,
+        use_gpu=args.device == "cuda",
+        cpus_per_worker=1,
+        torch_threads=args.threads,
+        feed=feed,
+        max_train_segments=args.max_train_segments,
+    )
+    started = time.perf_counter()
+    trainer = build_trainer(
+        shards, model_config, config, name=f"train-bench-{feed}", storage_path=storage
+    )
+    built = time.perf_counter()
+    result = trainer.fit()
+    wall = time.perf_counter() - started
+    final = dict(result.return_value or {})
+    history = [
+        {
+            k: h[k]
+            for k in ("epoch", "train_loss", "train_acc", "train_segments", "segments_per_s")
+            if k in h
+        }
+        | {"epoch_s": h.get("epoch_s")}
+        for h in final.get("history", [])
+    ]
+    if not history:
+        raise RuntimeError(f"Ray run (feed={feed}) returned no history: {result.error}")
+    train_s = sum(h["train_segments"] / h["segments_per_s"] for h in history)
+    epochs_s = sum(h["epoch_s"] for h in history)
+    worker_s = final.get("train_wall_s", float("nan"))
+    return {
+        "side": f"ray-{feed}",
+        "history": history,
+        "wall_s": wall,  # build_trainer + fit, end to end
+        "build_trainer_s": built - started,  # includes split_datasets (reads the shards)
+        "worker_loop_s": worker_s,  # inside train_loop_per_worker, first line to return
+        # Ray Train start-up / teardown around the worker loop (not build_trainer)
+        "outside_worker_s": wall - (built - started) - worker_s,
+        "train_loops_s": train_s,  # sum of the epochs' train loops
+        "eval_per_epoch_s": epochs_s - train_s,  # validation + checkpoint, all epochs
+        "worker_setup_and_test_s": worker_s - epochs_s,  # model, shard read, final test eval
+    }
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Ray Train + Ray Data training throughput (raysearch.train.build_trainer) "
+        "vs a bare PyTorch loop over the same train split held in memory.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--shards",
+        default=None,
+        help="shard folder; default: the synthetic default's shards (prepared if missing)",
+    )
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per side")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="torch threads, both sides (Ray: TrainConfig.torch_threads)",
+    )
+    parser.add_argument(
+        "--feeds",
+        default="memory,stream",
+        help="comma-separated Ray feeds to run (memory, stream)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="cuda: the bare loop runs on the GPU and the Ray run uses use_gpu=True",
+    )
+    parser.add_argument(
+        "--max-train-segments", type=int, default=0, help="0 = the whole train split"
+    )
+    parser.add_argument(
+        "--num-cpus", type=int, default=os.cpu_count(), help="CPUs of the local Ray instance"
+    )
+    parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    feeds = [f.strip() for f in args.feeds.split(",") if f.strip()]
+    if not feeds or any(f not in ("memory", "stream") for f in feeds):
+        print(f"error: --feeds must list memory and/or stream, got {args.feeds!r}", file=sys.stderr)
+        return 2
+    if args.epochs < 1 or args.threads < 1 or args.batch_size < 1:
+        print("error: --epochs, --threads and --batch-size must be >= 1", file=sys.stderr)
+        return 2
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda, but torch sees no CUDA device", file=sys.stderr)
+        return 2
+
+    facts = machine_facts()
+    facts["uptime_before"] = uptime_line()
+    say(f"machine: {facts['cores']} cores, {facts['cpu_model']}, cuda {facts['cuda']}")
+    say(f"load before: {facts['uptime_before']}")
+
+    import ray
+
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+    )  # the Ray workers import raysearch too
+    t0 = time.perf_counter()
+    ray.init(
+        address="local",
+        num_cpus=args.num_cpus,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        # the workers' own INFO logs (one TrainingReport dump per epoch) drown the progress
+        # lines; their print()s still come through
+        logging_config=ray.LoggingConfig(log_level="WARNING"),
+    )
+    ray_init_s = time.perf_counter() - t0
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    say(f"ray.init: {ray_init_s:.2f} s (in no number below)")
+
+    from raysearch.train import model_config_for
+
+    if args.shards:
+        shards = args.shards
+    else:
+        from raysearch.prepare import build_parser as prepare_parser
+        from raysearch.prepare import ensure_shards
+
+        shards = ensure_shards(prepare_parser().parse_args([])).out
+    model_config = model_config_for(shards)
+    from raysearch.data.pipeline import read_manifest
+
+    counts = read_manifest(shards)["counts"]["segments"]
+    say(f"shards: {shards} (segments {counts})")
+
+    results: dict = {
+        "benchmark": "train",
+        "args": vars(args),
+        "shards": shards,
+        "segments": counts,
+        "model": model_config.to_dict(),
+        "machine": facts,
+        "ray_init_s": ray_init_s,
+        "runs": [],
+    }
+    storage = tempfile.mkdtemp(prefix="train-bench-")
+    try:
+        sides = ["bare", *feeds]
+        for side in sides:
+            before = load1()
+            cpu_before = cpu_snapshot()
+            say(f"{side if side == 'bare' else 'Ray Train, feed=' + side}: {args.epochs} epochs")
+            if side == "bare":
+                run = run_bare(shards, model_config, args)
+            else:
+                run = run_ray(shards, model_config, args, side, storage)
+            run.update(
+                steady=steady(run["history"]),
+                load1_before=before,
+                load1_after=load1(),
+                other_cpu_s=other_cpu_s(cpu_before, cpu_snapshot()),
+            )
+            results["runs"].append(run)
+            say(
+                f"  steady {run['steady']['segments_per_s']:.1f} segments/s, wall "
+                f"{run['wall_s']:.1f} s (load {before} → {run['load1_after']}, other "
+                f"processes' CPU {run['other_cpu_s']} s)"
+            )
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+        ray.shutdown()
+    facts["uptime_after"] = uptime_line()
+    summarise(results)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+        say(f"wrote {args.json}")
+    return 0
+
+
+def summarise(results: dict) -> None:
+    runs = results["runs"]
+    bare = next(r for r in runs if r["side"] == "bare")
+    base = bare["steady"]["segments_per_s"]
+    args = results["args"]
+    print()
+    print(
+        f"train segments {results['segments'].get('train')}, batch {args['batch_size']}, "
+        f"{args['threads']} torch threads, {args['epochs']} epochs, device {args['device']}"
+    )
+    epochs = max(len(r["history"]) for r in runs)
+    head = "".join(f" {'ep' + str(e):>7}" for e in range(1, epochs + 1))
+    print(
+        f"{'side':<12}{head} {'steady':>8} {'vs bare':>8} {'wall s':>8} {'other CPU s':>11}  load1"
+    )
+    summary = {}
+    for r in runs:
+        cells = "".join(f" {h['segments_per_s']:>7.1f}" for h in r["history"])
+        value = r["steady"]["segments_per_s"]
+        summary[r["side"]] = {"steady_segments_per_s": value, "ratio_vs_bare": value / base}
+        print(
+            f"{r['side']:<12}{cells} {value:>8.1f} {value / base:>7.2f}x {r['wall_s']:>8.1f} "
+            f"{str(r['other_cpu_s']):>11}  "
+            f"{r['load1_before']}→{r['load1_after']}"
+        )
+    print("(segments/s per epoch = train segments / train-loop seconds; steady = epochs 2+)")
+    print()
+    print(f"ray.init: {results['ray_init_s']:.2f} s (before every side; in no number above)")
+    print(f"bare: reading the split into a tensor + model build {bare['load_s']:.2f} s")
+    for r in runs:
+        if r["side"] == "bare":
+            continue
+        print(
+            f"{r['side']}: wall {r['wall_s']:.1f} s = build_trainer (split_datasets) "
+            f"{r['build_trainer_s']:.1f} s + fit() outside the worker loop "
+            f"(Ray Train start-up/teardown) {r['outside_worker_s']:.1f} s + worker setup, "
+            f"shard read and final test eval {r['worker_setup_and_test_s']:.1f} s + "
+            f"validation/checkpoints {r['eval_per_epoch_s']:.1f} s + train loops "
+            f"{r['train_loops_s']:.1f} s"
+        )
+    print(
+        "other CPU s: CPU seconds that processes outside this benchmark used during the side "
+        "(another user's work; 0 on a quiet machine)"
+    )
+    print(f"load: before {results['machine']['uptime_before']}")
+    print(f"      after  {results['machine']['uptime_after']}")
+    results["summary"] = summary
+
+
+if __name__ == "__main__":
+    sys.exit(main())

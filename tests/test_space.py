@@ -1,0 +1,141 @@
+"""Search-space files: the schema's defaults, every shipped file, and each bad-YAML case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from raysearch.space import SpaceError, load_space, scale_width
+
+SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_schema_defaults(tmp_path):
+    space = load_space(write(tmp_path, "params:\n  ratio: {type: float, low: 4, high: 32}\n"))
+    assert space.name == "space"
+    assert (space.metric, space.mode, space.trials, space.repeats) == ("best_val_acc", "max", 50, 1)
+    assert (space.sampler, space.seed, space.scheduler.type) == ("tpe", 0, "none")
+    assert (space.resources.workers, space.resources.cpu, space.resources.gpu) == (1, 1.0, 1.0)
+    model, train = space.configs_for({"ratio": 31.43})
+    assert model.ratio == 31.43 and model.channels == (32, 64, 128, 256, 128)
+    assert (train.lr, train.epochs) == (1e-3, 30)
+
+
+@pytest.mark.parametrize("name", ["ratio", "channels", "se_blocks", "joint", "smoke"])
+def test_shipped_spaces_load(name):
+    space = load_space(SPACES / f"{name}.yaml")
+    assert space.name == name
+
+
+def test_ratio_space_contains_the_report_values():
+    space = load_space(SPACES / "ratio.yaml")
+    (ratio,) = space.params
+    assert all(ratio.low <= r <= ratio.high for r in (8, 16, 31.43, 32))
+    assert space.trials == 50 and space.sampler == "tpe"
+    assert space.model["channels"] == [32, 64, 128, 256, 128]
+
+
+def test_se_blocks_grid_covers_table_5_1_with_seeds():
+    space = load_space(SPACES / "se_blocks.yaml")
+    assert space.sampler == "grid" and space.trials == 6 and space.repeats == 3
+    placements = [
+        space.configs_for({"se_blocks": c})[0].se_blocks for c in space.params[0].grid_values()
+    ]
+    assert placements == [(), (5,), (4, 5), (3, 4, 5), (2, 3, 4, 5), (1, 2, 3, 4, 5)]
+    assert [space.configs_for({"se_blocks": "[5]"}, r)[1].seed for r in range(3)] == [0, 1, 2]
+
+
+def test_width_multiplier_scales_the_channels():
+    space = load_space(SPACES / "channels.yaml")
+    model, _ = space.configs_for({"channels": "[32, 64, 128, 256, 128]", "width": 1.5})
+    assert model.channels == (48, 96, 192, 384, 192)
+    assert scale_width(16, 0.1) == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "params: {ratio: {type: float, low: 4, high: 32}}\ntrails: 5\n",
+            r"space.yaml: trails: unknown key",
+        ),
+        (
+            "params: {ratio: {type: float, low: 64, high: 2}}\n",
+            r"space.yaml: params.ratio: low \(64\) is greater than high \(2\)",
+        ),
+        (
+            "params: {lr: {type: float, low: 0, high: 0.1, log: true}}\n",
+            r"space.yaml: params.lr.log: a log range needs low > 0",
+        ),
+        (
+            "params: {ratio: {type: float, low: four, high: 32}}\n",
+            r"space.yaml: params.ratio.low: must be a number, got 'four'",
+        ),
+        (
+            "params: {ratio: {type: float, low: 4, high: 32}}\ntrials: many\n",
+            r"space.yaml: trials: must be an integer, got 'many'",
+        ),
+        (
+            "params: {se_blocks: {type: categorical, choices: []}}\n",
+            r"space.yaml: params.se_blocks.choices: is empty",
+        ),
+        (
+            "params: {ratio: {type: normal, low: 4, high: 32}}\n",
+            r"space.yaml: params.ratio.type: must be int, float or categorical",
+        ),
+        (
+            "params: {depth: {type: int, low: 1, high: 3}}\n",
+            r"space.yaml: params.depth: unknown parameter",
+        ),
+        (
+            "params: {ratio: {type: float, low: 4, high: 32}}\nscheduler: {type: asha, grace: 1}\n",
+            r"space.yaml: scheduler.grace: unknown key",
+        ),
+        (
+            "params: {ratio: {type: float, low: 4, high: 32}}\nsampler: cmaes\n",
+            r"space.yaml: sampler: must be one of tpe, gp, random, grid",
+        ),
+        (
+            "params: {ratio: {type: float, low: 4, high: 32}}\ntrain: {epochs: 0}\n",
+            r"space.yaml: train: invalid training setting epochs=0",
+        ),
+        (
+            "params: {ratio: {type: float, low: 4, high: 32}}\nmodel: {ratio: 8}\n",
+            r"space.yaml: params.ratio: is both searched and fixed",
+        ),
+        ("trials: 3\n", r"space.yaml: params: missing"),
+        (
+            "params: {ratio: {type: float, low: 4, high: 32}\n",
+            r"space.yaml: line \d+ not valid YAML",
+        ),
+        ("params: !!python/object/apply:os.system ['true']\n", r"space.yaml:.* not valid YAML"),
+        (
+            "params: {ratio: {type: float, low: 4, high: 32}}\ninitial_points: [{ratio: 100}]\n",
+            r"initial_points\[0\].ratio: 100 is outside",
+        ),
+    ],
+)
+def test_bad_space_files_fail_with_one_named_message(tmp_path, text, message):
+    with pytest.raises(SpaceError, match=message) as caught:
+        load_space(write(tmp_path, text))
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(SpaceError, match=r"absent.yaml: cannot read"):
+        load_space(tmp_path / "absent.yaml")
+
+
+def test_overrides_keep_validation():
+    space = load_space(SPACES / "ratio.yaml").with_overrides(trials=4, epochs=2)
+    assert space.trials == 4 and space.train["epochs"] == 2
+    assert space.raw["trials"] == 4
+    with pytest.raises(SpaceError, match="--trials must be at least 1"):
+        space.with_overrides(trials=0)
