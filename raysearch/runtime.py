@@ -18,7 +18,6 @@ def init_ray(
     if ray.is_initialized():
         return
     kwargs: dict = {
-        "include_dashboard": False,
         "logging_level": logging.WARNING,
         "configure_logging": True,
     }

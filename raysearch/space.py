@@ -193,7 +193,9 @@ class SearchSpace:
     def grid_size(self) -> int:
         return math.prod(len(p.grid_values()) for p in self.params)
 
-    def with_overrides(self, trials: int | None = None, epochs: int | None = None) -> SearchSpace:
+    def with_overrides(
+        self, trials: int | None = None, epochs: int | None = None, repeats: int | None = None
+    ) -> SearchSpace:
         raw = json.loads(json.dumps(self.raw))
         if trials is not None:
             if trials < 1:
@@ -203,6 +205,10 @@ class SearchSpace:
             if epochs < 1:
                 raise SpaceError(f"--epochs must be at least 1, got {epochs}")
             raw.setdefault("train", {})["epochs"] = epochs
+        if repeats is not None:
+            if repeats < 1:
+                raise SpaceError(f"--repeats must be at least 1, got {repeats}")
+            raw["repeats"] = repeats
         return parse_space(raw, self.source, default_name=self.name)
 
     def renamed(self, name: str) -> SearchSpace:

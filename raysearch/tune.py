@@ -223,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs per trial (default: the space's train.epochs)",
     )
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="seeds per configuration (default: the space's 'repeats')",
+    )
+    parser.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
         help="where Tune keeps the experiment (path, shared mount or s3:// "
@@ -257,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     # 10 s or more), so a driver killed right after a trial finished does not re-run it.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     try:
-        space = load_space(args.space).with_overrides(args.trials, args.epochs)
+        space = load_space(args.space).with_overrides(args.trials, args.epochs, args.repeats)
         if args.name:
             space = space.renamed(args.name)
         init_ray(args.address, args.num_cpus)

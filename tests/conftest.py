@@ -16,7 +16,7 @@ def _start_local_ray():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=2, log_to_driver=False)
     return ray
 
 

@@ -109,7 +109,6 @@ class LocalCluster:
                 f"--num-cpus={self.head_cpus}",
                 "--num-gpus=0",
                 f"--resources={json.dumps({'head_node': 1})}",
-                "--include-dashboard=false",
                 "--disable-usage-stats",
                 f"--temp-dir={self.temp_dir}",
             )
