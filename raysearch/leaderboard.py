@@ -58,11 +58,9 @@ class TrialRecord:
 
 def status_of(tune_status: str, last_result: dict) -> str:
     if tune_status == "TERMINATED":
-        return (
-            "completed"
-            if last_result.get("done") and "test_acc" in last_result
-            else "stopped early"
-        )
+        # only a run that reached its end evaluates the test split (ASHA-stopped ones do not);
+        # Tune's own "done" key is not reliable inside callbacks, so it is not used
+        return "completed" if "test_acc" in last_result else "stopped early"
     return {"ERROR": "error", "RUNNING": "running", "PENDING": "pending", "PAUSED": "paused"}.get(
         tune_status, tune_status.lower()
     )
@@ -392,23 +390,24 @@ class LeaderboardCallback(Callback):
     def setup(self, **info) -> None:
         write_text_atomic(join(self.experiment, SPACE_FILE), json.dumps(self.space.raw, indent=1))
 
-    def _refresh(self, trials) -> None:
+    def _refresh(self, trials, ended=None, ended_status: str = "") -> None:
+        # the trial that just ended still shows its old status while callbacks run
         records = [
             TrialRecord(
                 t.trial_id,
                 dict(t.config),
                 dict(t.last_result or {}),
-                status_of(t.status, t.last_result or {}),
+                status_of(ended_status if t is ended else t.status, t.last_result or {}),
             )
             for t in trials
         ]
         write_results(self.space, records, self.results_dir, self.experiment, self.shards)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._refresh(trials)
+        self._refresh(trials, trial, "TERMINATED")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._refresh(trials)
+        self._refresh(trials, trial, "ERROR")
 
     def on_experiment_end(self, trials, **info) -> None:
         self._refresh(trials)

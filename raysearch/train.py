@@ -363,7 +363,6 @@ def _final_metrics(
         "n_params": n_params,
         "train_wall_s": time.time() - started,
         "history": history,
-        "done": True,
     }
 
 
