@@ -25,6 +25,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,11 @@ REPORT_CHANNELS = {
     "128,256,512,1024,512": 90.8,
 }
 METRIC_COLUMNS = ["best_val_acc", "test_acc", "test_track_acc"]
+TABLE_TITLES = {
+    "table_5_1_se_blocks": "Report table 5.1: SE-block placement",
+    "table_5_2_ratio": "Report table 5.2: ratio r",
+    "table_5_3_channels": "Report table 5.3: channel widths",
+}
 
 
 @dataclass
@@ -160,7 +166,7 @@ def group_table(
             )
         if report is not None:
             ref = report.get(_report_key(value))
-            row["report (%)"] = "" if ref is None else f"{ref:.1f}"
+            row["report, split unknown (%)"] = "" if ref is None else f"{ref:.1f}"
         out.append(row)
     return pd.DataFrame(out)
 
@@ -216,7 +222,7 @@ def _format(value) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return ""
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+        return f"{value:.4g}"
     return str(value)
 
 
@@ -297,7 +303,7 @@ def write_results(
         lines += ["## Best configuration", "", "```bash", command, "```", ""]
     for name, table in tables.items():
         lines += [
-            f"## {name.replace('_', ' ').replace('table ', 'Table ', 1)}",
+            f"## {TABLE_TITLES[name]}",
             "",
             markdown_table(table),
         ]
@@ -325,6 +331,8 @@ def _plots(space: SearchSpace, frame: pd.DataFrame, results_dir: str) -> None:
     from raysearch.plots import _save
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna marks its matplotlib plots "experimental"; the notice on every refresh is noise
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     study = optuna.create_study(direction="maximize" if space.mode == "max" else "minimize")
     distributions = {p.name: p.optuna_distribution() for p in space.params}
     ordered = done.sort_values("trial_id")
