@@ -408,8 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--clips-per-task",
-        default="2",
-        help="comma-separated values of prepare(clips_per_task=K) to run (2 is the default "
+        default="25",
+        help="comma-separated values of prepare(clips_per_task=K) to run (25 is the default "
         "of raysearch.data.pipeline.prepare)",
     )
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds per side")
