@@ -4,7 +4,10 @@ other processes took during a run (to show when something else disturbed a measu
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
+import time
+from pathlib import Path
 
 
 def uptime_line() -> str:
@@ -62,3 +65,49 @@ def other_cpu_s(before: dict | None, after: dict | None) -> float | None:
     if not before or not after:
         return None
     return round((after["busy_s"] - before["busy_s"]) - (after["ours_s"] - before["ours_s"]), 2)
+
+
+def machine_facts(modules: tuple[str, ...], repo: Path) -> dict:
+    """Cores, memory, CPU model, git commit and the versions of ``modules``."""
+    import importlib
+
+    versions = {"python": platform.python_version()}
+    for name in modules:
+        try:
+            versions[name] = importlib.import_module(name).__version__
+        except Exception:  # noqa: BLE001 - a missing module is a fact too
+            versions[name] = None
+    cpu_model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu_model = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        mem_gb = None
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": cpu_model,
+        "memory_gb": round(mem_gb, 1) if mem_gb else None,
+        "platform": platform.platform(),
+        "git_commit": commit,
+        "versions": versions,
+    }
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)

@@ -31,10 +31,8 @@ import argparse
 import json
 import logging
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,54 +41,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing the package
     sys.path.insert(0, str(REPO))
-from machine import cpu_snapshot, load1, other_cpu_s, uptime_line  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from machine import cpu_snapshot, load1, machine_facts, other_cpu_s, say, uptime_line  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 # ----------------------------------------------------------------------------- machine facts
-
-
-def machine_facts(extra_modules: tuple[str, ...] = ()) -> dict:
-    import importlib
-
-    versions = {"python": platform.python_version()}
-    for name in ("ray", "numpy", "pyarrow", "librosa", "soundfile", *extra_modules):
-        try:
-            versions[name] = importlib.import_module(name).__version__
-        except Exception:  # noqa: BLE001 - a missing module is a fact too
-            versions[name] = None
-    cpu_model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu_model = next(
-                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), ""
-            )
-    except OSError:
-        pass
-    try:
-        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        mem_gb = None
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "memory_gb": round(mem_gb, 1) if mem_gb else None,
-        "platform": platform.platform(),
-        "git_commit": commit,
-        "versions": versions,
-    }
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # ----------------------------------------------------------------------------- input
@@ -471,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --clips-per-task values and --repeats must be >= 1", file=sys.stderr)
         return 2
 
-    facts = machine_facts()
+    facts = machine_facts(("ray", "numpy", "pyarrow", "librosa", "soundfile"), REPO)
     facts["uptime_before"] = uptime_line()
     say(f"machine: {facts['cores']} cores, {facts['cpu_model']}, {facts['memory_gb']} GB")
     say(f"load before: {facts['uptime_before']}")
