@@ -15,6 +15,7 @@ from raysearch.data.spectrogram import (
     num_segments,
     power_db,
     segment_clip,
+    segment_clip_with_sums,
 )
 from tests.conftest import tone
 
@@ -108,3 +109,20 @@ def test_unreadable_input_raises_a_short_reason(payload, message):
 
 def test_shorter_than_one_segment_gives_no_segment():
     assert segment_clip(tone(2.0), CONFIG).shape == (0, 513, 129)
+
+
+@pytest.mark.parametrize("seconds", [30.0, 29.95, 7.3])
+def test_segment_sums_count_overlapping_frames_once_per_segment(seconds):
+    y = tone(seconds, freq=330.0) * np.linspace(0.1, 1.0, round(seconds * RATE), dtype=np.float32)
+    segments, sums = segment_clip_with_sums(y, CONFIG)
+    assert np.array_equal(segments, segment_clip(y, CONFIG))
+    # the reference: every value of every segment, in float64, before the float16 cast
+    exact = segment_clip(y, SpectrogramConfig(dtype="float32")).astype(np.float64)
+    assert sums.count == exact.size
+    assert sums.total == pytest.approx(exact.sum(), rel=1e-6)
+    assert sums.total_sq == pytest.approx((exact**2).sum(), rel=1e-6)
+
+
+def test_no_segment_no_sums():
+    segments, sums = segment_clip_with_sums(tone(2.0), CONFIG)
+    assert segments.shape == (0, 513, 129) and sums.count == 0 and sums.total == 0.0
