@@ -12,6 +12,16 @@ from raysearch.data.split import SplitError, SplitSpec
 from raysearch.runtime import add_ray_arguments, init_ray
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m raysearch.prepare",
@@ -50,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace shards made with other settings at --out"
+    )
+    parser.add_argument(
+        "--clips-per-task",
+        type=_positive_int,
+        default=None,
+        help="clips one Ray task decodes, transforms and writes (default: 25, fewer when the "
+        "cluster has more CPUs than tasks; it never changes the shards' contents)",
     )
     synthetic = parser.add_argument_group("synthetic default (without --data)")
     synthetic.add_argument(
@@ -94,7 +111,14 @@ def ensure_shards(args: argparse.Namespace, config: SpectrogramConfig | None = N
     data = resolve_data(args)
     out = args.out or str(default_shards_dir(data, config, split))
     init_ray(args.address, args.num_cpus)
-    return prepare(data, out, config, split, overwrite=args.overwrite)
+    return prepare(
+        data,
+        out,
+        config,
+        split,
+        overwrite=args.overwrite,
+        clips_per_task=getattr(args, "clips_per_task", None),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from raysearch.data.discover import DataError
-from raysearch.data.pipeline import prepare, read_manifest, split_path
+from raysearch.data.pipeline import default_clips_per_task, prepare, read_manifest, split_path
 from raysearch.data.spectrogram import SpectrogramConfig
 from raysearch.data.split import SplitSpec
 from tests.conftest import GTZAN_SAMPLE, write_clip
@@ -110,6 +110,27 @@ def test_ray_reads_the_tensor_column_back(messy_shards, ray_session):
     assert batch["spectrogram"].shape == (4, 513, 129)
 
 
+def test_manifest_train_stats_are_those_of_the_train_shards(messy_shards):
+    import numpy as np
+
+    df = pd.read_parquet(split_path(messy_shards.out, "train"))
+    values = np.stack(df.spectrogram.to_list()).astype(np.float64)
+    stats = messy_shards.manifest["train_stats"]
+    assert stats["mean"] == pytest.approx(values.mean(), abs=1e-2)
+    assert stats["std"] == pytest.approx(values.std(), rel=1e-3)
+
+
+def test_run_leaves_only_shards_and_manifest_and_restores_ray_data_settings(
+    messy_shards, ray_session
+):
+    import ray.data
+
+    assert sorted(os.listdir(messy_shards.out)) == ["manifest.json", "segments"]
+    assert not [p for p in os.listdir(os.path.dirname(messy_shards.out)) if ".partial-" in p]
+    # prepare() switches off Ray Data's per-operator reservations for its own job only
+    assert ray.data.DataContext.get_current().op_resource_reservation_enabled is True
+
+
 def test_same_settings_do_no_work_other_settings_never_overwrite(
     messy_shards, messy_root, ray_session
 ):
@@ -144,3 +165,19 @@ def test_real_gtzan_au_sample(ray_session, tmp_path):
     assert result.manifest["counts"]["skipped"] == 0
     manifest = json.loads((tmp_path / "sample" / "manifest.json").read_text())
     assert manifest["input"]["layout"] == "genres"
+
+
+@pytest.mark.parametrize(
+    ("clips", "cpus", "expected"),
+    [(200, 2, 25), (1000, 2, 25), (1000, 64, 4), (21, 2, 3), (3, 8, 1), (0, 2, 1)],
+)
+def test_clips_per_task_leaves_no_cpu_idle(clips, cpus, expected):
+    assert default_clips_per_task(clips, cpus) == expected
+
+
+def test_prepare_cli_rejects_a_bad_clips_per_task(capsys):
+    from raysearch.prepare import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--clips-per-task", "0"])
+    assert "--clips-per-task: must be >= 1, got 0" in capsys.readouterr().err

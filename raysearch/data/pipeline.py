@@ -22,19 +22,21 @@ never overwrites existing shards unless asked to.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from raysearch.data import GENRES
 from raysearch.data.discover import Clip, DataError, Discovery, discover
-from raysearch.data.spectrogram import SpectrogramConfig, load_audio, segment_clip
+from raysearch.data.spectrogram import SpectrogramConfig, load_audio, segment_clip_with_sums
 from raysearch.data.split import SPLITS, SplitSpec, assign_splits
 from raysearch.storage import (
     exists,
@@ -50,6 +52,7 @@ from raysearch.storage import (
 PIPELINE_VERSION = 1  # bump when the shard contents change for the same settings
 MANIFEST = "manifest.json"
 SEGMENTS = "segments"  # Parquet lives in SHARDS/segments/ so pandas.read_parquet sees only Parquet
+OUTCOMES = "_outcomes"  # per-batch clip outcomes while the job runs; removed before it ends
 log = logging.getLogger(__name__)
 
 
@@ -62,7 +65,7 @@ class PrepareResult:
 
 @dataclass
 class _ClipOutcome:
-    """What happened to one clip, sent from the map tasks to the driver's log actor."""
+    """What happened to one clip, written by the map tasks for the driver's manifest."""
 
     track_id: str
     path: str
@@ -110,10 +113,15 @@ def split_path(shards: str, split: str) -> str:
     return join(str(shards), SEGMENTS, f"split={split}")
 
 
-def segment_clips(batch: dict[str, np.ndarray], config: dict, log_actor) -> dict[str, np.ndarray]:
-    """Ray Data UDF: decode each clip of the batch and cut it into spectrogram segments."""
-    import ray  # imported here: the function runs inside Ray workers
+def segment_clips(
+    batch: dict[str, np.ndarray], config: dict, outcome_dir: str
+) -> dict[str, np.ndarray]:
+    """Ray Data UDF: decode each clip of the batch and cut it into spectrogram segments.
 
+    What happened to each clip (segments made, conversions, or why it was skipped) goes to one
+    small JSON file per batch in ``outcome_dir``, named by the batch's track ids, so a retried
+    task rewrites the same file; the driver reads them once the dataset is written.
+    """
     spec_config = SpectrogramConfig(**config)
     columns: dict[str, list] = {k: [] for k in ("track_id", "genre", "label", "segment", "split")}
     spectrograms = []
@@ -129,7 +137,7 @@ def segment_clips(batch: dict[str, np.ndarray], config: dict, log_actor) -> dict
                 outcome.converted["channels"] = info["channels"]
             if info["source_rate"] != spec_config.sample_rate:
                 outcome.converted["source_rate"] = info["source_rate"]
-            segments = segment_clip(y, spec_config)
+            segments, sums = segment_clip_with_sums(y, spec_config)
             if len(segments) == 0:
                 raise ValueError(
                     f"too short: {outcome.seconds:.2f} s, one segment needs "
@@ -141,9 +149,7 @@ def segment_clips(batch: dict[str, np.ndarray], config: dict, log_actor) -> dict
             continue
         outcome.segments = len(segments)
         if outcome.split == "train":
-            values = segments.astype(np.float64)
-            outcome.total, outcome.total_sq = float(values.sum()), float((values**2).sum())
-            outcome.count = values.size
+            outcome.total, outcome.total_sq, outcome.count = sums.total, sums.total_sq, sums.count
         n = len(segments)
         columns["track_id"] += [outcome.track_id] * n
         columns["genre"] += [str(batch["genre"][i])] * n
@@ -152,8 +158,7 @@ def segment_clips(batch: dict[str, np.ndarray], config: dict, log_actor) -> dict
         columns["split"] += [outcome.split] * n
         spectrograms.append(segments)
         outcomes.append(outcome)
-    # blocking: the driver must see every outcome once the dataset has been written
-    ray.get(log_actor.record.remote(outcomes))
+    _write_outcomes(outcome_dir, outcomes)
     shape = spec_config.shape
     return {
         "track_id": np.array(columns["track_id"], dtype=object),
@@ -169,18 +174,27 @@ def segment_clips(batch: dict[str, np.ndarray], config: dict, log_actor) -> dict
     }
 
 
-class _OutcomeLog:
-    """Ray actor that gathers per-clip outcomes from the map tasks (deduplicated by track)."""
+def _write_outcomes(outcome_dir: str, outcomes: list[_ClipOutcome]) -> None:
+    if not outcomes:
+        return
+    name = hashlib.sha1("\n".join(o.track_id for o in outcomes).encode()).hexdigest()[:20]
+    payload = json.dumps([asdict(o) for o in outcomes])
+    write_text_atomic(join(outcome_dir, f"{name}.json"), payload)
 
-    def __init__(self) -> None:
-        self.outcomes: dict[str, _ClipOutcome] = {}
 
-    def record(self, outcomes: list[_ClipOutcome]) -> None:
-        for outcome in outcomes:
-            self.outcomes[outcome.track_id] = outcome
+def _read_outcomes(outcome_dir: str) -> list[_ClipOutcome]:
+    """Every outcome the map tasks wrote, one per track (a retried task's file counts once)."""
+    import pyarrow.fs as pafs
 
-    def all(self) -> list[_ClipOutcome]:
-        return list(self.outcomes.values())
+    fs, path = resolve(outcome_dir)
+    found: dict[str, _ClipOutcome] = {}
+    for info in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
+        if info.type != pafs.FileType.File or not info.base_name.endswith(".json"):
+            continue
+        with fs.open_input_stream(info.path) as f:
+            for record in json.loads(f.read().decode("utf-8")):
+                found[record["track_id"]] = _ClipOutcome(**record)
+    return list(found.values())
 
 
 def prepare(
@@ -189,12 +203,13 @@ def prepare(
     config: SpectrogramConfig | None = None,
     split: SplitSpec | None = None,
     overwrite: bool = False,
-    clips_per_task: int = 25,
+    clips_per_task: int | None = None,
 ) -> PrepareResult:
     """Turn the GTZAN-layout folder ``data_root`` into Parquet shards under ``out``.
 
     Uses the running Ray cluster (``ray.init`` is the caller's, so tests and the CLI choose the
-    cluster); starts a local one if none is running.
+    cluster); starts a local one if none is running. ``clips_per_task`` (one Ray task decodes,
+    transforms and writes that many clips): default :func:`default_clips_per_task`.
     """
     import ray
 
@@ -246,31 +261,43 @@ def prepare(
     ]
     if not ray.is_initialized():
         ray.init()
-    log_actor = ray.remote(num_cpus=0)(_OutcomeLog).remote()
+    if clips_per_task is None:
+        clips_per_task = default_clips_per_task(len(items), ray.cluster_resources().get("CPU", 1))
+    if clips_per_task < 1:
+        raise ValueError(f"clips_per_task must be >= 1, got {clips_per_task}")
+    log.info("%d clips, %d per Ray task", len(items), clips_per_task)
     staging = out if is_uri(out) else unique_sibling(out, "partial")
     if is_uri(out) and overwrite and exists(out):
         fs, path = resolve(out)
         fs.delete_dir_contents(path)
+    outcome_dir = join(staging, OUTCOMES)
     try:
-        dataset = ray.data.from_items(
-            items, override_num_blocks=max(1, len(items) // clips_per_task)
-        )
-        dataset = dataset.map_batches(
-            segment_clips,
-            batch_size=clips_per_task,
-            fn_kwargs={"config": config.to_dict(), "log_actor": log_actor},
-        )
-        # No min_rows_per_file: Ray fuses the map with the write, and that option made it
-        # gather up to 256 clips into one task (one core). Dictionary encoding and min/max
-        # statistics are kept for the small columns only: on the float16 spectrograms they
-        # doubled the write time and saved nothing (benchmarks/prepare_bench.py).
-        dataset.write_parquet(
-            join(staging, SEGMENTS),
-            partition_cols=["split"],
-            use_dictionary=["track_id", "genre"],
-            write_statistics=["track_id", "genre", "label", "segment"],
-        )
-        outcomes = ray.get(log_actor.all.remote())
+        with _one_stage_data_context():
+            dataset = ray.data.from_items(
+                items, override_num_blocks=max(1, len(items) // clips_per_task)
+            )
+            dataset = dataset.map_batches(
+                segment_clips,
+                batch_size=clips_per_task,
+                fn_kwargs={"config": config.to_dict(), "outcome_dir": outcome_dir},
+            )
+            # No min_rows_per_file: Ray fuses the map with the write, and that option made
+            # it gather up to 256 clips into one task (one core). Dictionary encoding and
+            # min/max statistics are kept for the small columns only: on the float16
+            # spectrograms they doubled the write time and saved nothing
+            # (benchmarks/prepare_bench.py).
+            dataset.write_parquet(
+                join(staging, SEGMENTS),
+                partition_cols=["split"],
+                use_dictionary=["track_id", "genre"],
+                write_statistics=["track_id", "genre", "label", "segment"],
+            )
+        outcomes = _read_outcomes(outcome_dir)
+        missing = len(items) - len(outcomes)
+        if missing:  # every clip handed to Ray must come back, written or skipped
+            raise RuntimeError(f"{out}: {missing} clip(s) have no outcome from the Ray tasks")
+        fs, path = resolve(outcome_dir)
+        fs.delete_dir(path)
         manifest = _manifest(
             discovery,
             assignment,
@@ -288,9 +315,46 @@ def prepare(
         if not is_uri(out) and os.path.isdir(staging):
             shutil.rmtree(staging, ignore_errors=True)
         raise
-    finally:
-        ray.kill(log_actor)
     return PrepareResult(out, manifest, reused=False)
+
+
+MAX_CLIPS_PER_TASK = 25
+
+
+def default_clips_per_task(clips: int, cpus: float) -> int:
+    """Clips per Ray task: 25, or fewer when that would leave CPUs idle.
+
+    25 clips (a 1-2 s task on one core) keep Ray's per-task cost (~20 ms, and three Parquet
+    files per task, one per split) small: at 2 clips per task the pipeline ran at 14 clips/s
+    against 30 at 25 (docs/performance.md). A cluster with many CPUs needs more tasks than
+    ``clips / 25``, so the count is lowered to give every CPU about four tasks, which also
+    evens out the last wave.
+    """
+    per_cpu = math.ceil(clips / max(1.0, 4 * float(cpus)))
+    return max(1, min(MAX_CLIPS_PER_TASK, per_cpu))
+
+
+@contextlib.contextmanager
+def _one_stage_data_context():
+    """Ray Data settings for this job's single operator (read + map fused with the write).
+
+    Ray Data 2.60 reserves half of the cluster's CPUs for each operator
+    (``op_resource_reservation_ratio`` 0.5) and, for a one-operator job, starts the second
+    half only about a second later: on 2 CPUs the first second of every ``prepare`` ran one
+    task at a time (measured with ``ray.timeline``; benchmarks/prepare_bench.py). Reservations
+    keep several operators from starving one another; with one operator there is nothing to
+    protect, so they are switched off while this dataset is built and run, and the
+    caller's setting is restored afterwards.
+    """
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    saved = context.op_resource_reservation_enabled
+    context.op_resource_reservation_enabled = False
+    try:
+        yield context
+    finally:
+        context.op_resource_reservation_enabled = saved
 
 
 def _full_path(data_root: str, clip: Clip) -> str:
