@@ -286,44 +286,24 @@ def _count_rows(batch):
 
 def run_profile(root: str, clips_per_task: int, folder: str) -> dict:
     """Where the Ray side's time goes: the same map stage without the Parquet write."""
-    import ray
-
     from raysearch.data.discover import discover
-    from raysearch.data.pipeline import _one_stage_data_context, segment_clips
+    from raysearch.data.pipeline import _one_stage_data_context, clip_items, segment_dataset
     from raysearch.data.spectrogram import SpectrogramConfig
     from raysearch.data.split import SplitSpec, assign_splits
 
     clips = discover(root).clips
     split_of = assign_splits([c.track_id for c in clips], SplitSpec()).split_of
-    items = [
-        {
-            "track_id": c.track_id,
-            "genre": c.genre,
-            "label": c.label,
-            "path": c.path,
-            "split": split_of[c.track_id],
-        }
-        for c in clips
-        if c.track_id in split_of
-    ]
-    config = SpectrogramConfig().to_dict()
-    out: dict[str, float] = {}
-
+    items = clip_items(root, clips, split_of)
     started = time.perf_counter()
     with _one_stage_data_context():
-        dataset = ray.data.from_items(
-            items, override_num_blocks=max(1, len(items) // clips_per_task)
-        )
-        dataset = dataset.map_batches(
-            segment_clips,
-            batch_size=clips_per_task,
-            fn_kwargs={"config": config, "outcome_dir": os.path.join(folder, "profile-outcomes")},
-        ).map_batches(_count_rows)
-        rows = sum(int(r["rows"]) for r in dataset.take_all())
+        outcomes = os.path.join(folder, "profile-outcomes")
+        dataset = segment_dataset(items, SpectrogramConfig(), clips_per_task, outcomes)
+        rows = sum(int(r["rows"]) for r in dataset.map_batches(_count_rows).take_all())
     assert rows > 0
-    out["map_no_write_s"] = time.perf_counter() - started
-    out["tasks"] = max(1, len(items) // clips_per_task)
-    return out
+    return {
+        "map_no_write_s": time.perf_counter() - started,
+        "tasks": max(1, len(items) // clips_per_task),
+    }
 
 
 # ----------------------------------------------------------------------------- main

@@ -248,17 +248,7 @@ def prepare(
             f"choose another --out or pass --overwrite"
         )
 
-    items = [
-        {
-            "track_id": c.track_id,
-            "genre": c.genre,
-            "label": c.label,
-            "path": _full_path(data_root, c),
-            "split": assignment.split_of[c.track_id],
-        }
-        for c in discovery.clips
-        if c.track_id in assignment.split_of
-    ]
+    items = clip_items(data_root, discovery.clips, assignment.split_of)
     if not ray.is_initialized():
         ray.init()
     if clips_per_task is None:
@@ -273,14 +263,7 @@ def prepare(
     outcome_dir = join(staging, OUTCOMES)
     try:
         with _one_stage_data_context():
-            dataset = ray.data.from_items(
-                items, override_num_blocks=max(1, len(items) // clips_per_task)
-            )
-            dataset = dataset.map_batches(
-                segment_clips,
-                batch_size=clips_per_task,
-                fn_kwargs={"config": config.to_dict(), "outcome_dir": outcome_dir},
-            )
+            dataset = segment_dataset(items, config, clips_per_task, outcome_dir)
             # No min_rows_per_file: Ray fuses the map with the write, and that option made
             # it gather up to 256 clips into one task (one core). Dictionary encoding and
             # min/max statistics are kept for the small columns only: on the float16
@@ -316,6 +299,38 @@ def prepare(
             shutil.rmtree(staging, ignore_errors=True)
         raise
     return PrepareResult(out, manifest, reused=False)
+
+
+def clip_items(data_root: str, clips: list[Clip], split_of: dict[str, str]) -> list[dict]:
+    """One input row per clip that has a split: what each map task needs to find and label it."""
+    return [
+        {
+            "track_id": c.track_id,
+            "genre": c.genre,
+            "label": c.label,
+            "path": _full_path(data_root, c),
+            "split": split_of[c.track_id],
+        }
+        for c in clips
+        if c.track_id in split_of
+    ]
+
+
+def segment_dataset(
+    items: list[dict], config: SpectrogramConfig, clips_per_task: int, outcome_dir: str
+):
+    """The map stage: a lazy Ray Dataset of segment rows, one task per ``clips_per_task`` clips.
+
+    Build and run it inside :func:`_one_stage_data_context`.
+    """
+    import ray.data
+
+    dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items) // clips_per_task))
+    return dataset.map_batches(
+        segment_clips,
+        batch_size=clips_per_task,
+        fn_kwargs={"config": config.to_dict(), "outcome_dir": outcome_dir},
+    )
 
 
 MAX_CLIPS_PER_TASK = 25
