@@ -111,14 +111,6 @@ def run_floor(clips, config) -> dict:
     }
 
 
-# Parquet writer options that skip the float16 spectrogram column's dictionary encoding and
-# min/max statistics (neither helps a column of 65,000 dB values per row); --fast-parquet
-# passes them to both writers to show what the change would buy.
-FAST_PARQUET = {
-    "use_dictionary": ["track_id", "genre"],
-    "write_statistics": ["track_id", "genre", "label", "segment"],
-}
-
 # What --ray-variants can run: each undoes one of prepare()'s measured fixes, to show what it
 # buys. "write" replaces keyword arguments prepare() passes to Dataset.write_parquet;
 # "reservations" runs prepare() with Ray Data's default per-operator resource reservations
@@ -177,7 +169,7 @@ def run_serial(
     pending: dict[str, list] = {}
     total = total_sq = 0.0
     count = written = 0
-    t_decode = t_segment = t_stats = t_write = 0.0
+    t_decode = t_segment = t_write = 0.0
 
     def path_of(split: str) -> str:
         folder = os.path.join(out, "segments", f"split={split}")
@@ -192,13 +184,12 @@ def run_serial(
             t0 = time.perf_counter()
             y, _ = load_audio(clip.path, config.sample_rate)
             t1 = time.perf_counter()
-            segments, sums = segment_clip_with_sums(y, config)
+            segments, sums = segment_clip_with_sums(y, config)  # with the manifest's sums
             t2 = time.perf_counter()
-            if split == "train":  # the same sums the pipeline makes for the manifest
+            if split == "train":
                 total += sums.total
                 total_sq += sums.total_sq
                 count += sums.count
-            t3 = time.perf_counter()
             if len(segments):
                 table = _segment_table(clip, segments)
                 written += len(table)
@@ -213,8 +204,7 @@ def run_serial(
             t4 = time.perf_counter()
             t_decode += t1 - t0
             t_segment += t2 - t1
-            t_stats += t3 - t2
-            t_write += t4 - t3
+            t_write += t4 - t2
         t0 = time.perf_counter()
         for split, tables in pending.items():
             pq.write_table(pa.concat_tables(tables), path_of(split), **(parquet_args or {}))
@@ -231,7 +221,6 @@ def run_serial(
         "segments": written,
         "decode_s": t_decode,
         "segment_s": t_segment,
-        "stats_s": t_stats,
         "write_s": t_write + ended - t0,
         "serial_write": write,
     }
@@ -398,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"load before: {facts['uptime_before']}")
 
     from raysearch.data.discover import discover
+    from raysearch.data.pipeline import PARQUET_OPTIONS
     from raysearch.data.spectrogram import SpectrogramConfig
 
     root = ensure_input(args)
@@ -458,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
                 cpu_before = cpu_snapshot()
                 say(f"round {rep + 1}/{args.repeats}: {name} ...")
                 if side == "serial":
-                    fast = FAST_PARQUET if variant == "fast-parquet" else None
+                    # --fast-parquet: the serial loop with the options prepare() gives Ray
+                    fast = PARQUET_OPTIONS if variant == "fast-parquet" else None
                     run = run_serial(root, out, config, fast, args.serial_write)
                 else:
                     run = run_ray(root, out, k, RAY_VARIANTS[variant])
@@ -547,7 +538,7 @@ def summarise(results: dict, cores: int) -> None:
         "serial loop per clip: decode {:.1f} ms, STFT+dB+segments+train sums {:.1f} ms, "
         "Parquet write {:.1f} ms (last run)".format(
             1e3 * p["decode_s"] / n,
-            1e3 * (p["segment_s"] + p["stats_s"]) / n,
+            1e3 * p["segment_s"] / n,
             1e3 * p["write_s"] / n,
         )
     )

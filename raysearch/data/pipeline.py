@@ -52,6 +52,12 @@ from raysearch.storage import (
 PIPELINE_VERSION = 1  # bump when the shard contents change for the same settings
 MANIFEST = "manifest.json"
 SEGMENTS = "segments"  # Parquet lives in SHARDS/segments/ so pandas.read_parquet sees only Parquet
+# Dictionary encoding and min/max statistics for the small columns only: on the float16
+# spectrograms they doubled the write time and saved nothing (benchmarks/prepare_bench.py).
+PARQUET_OPTIONS = {
+    "use_dictionary": ["track_id", "genre"],
+    "write_statistics": ["track_id", "genre", "label", "segment"],
+}
 OUTCOMES = "_outcomes"  # per-batch clip outcomes while the job runs; removed before it ends
 log = logging.getLogger(__name__)
 
@@ -265,15 +271,9 @@ def prepare(
         with _one_stage_data_context():
             dataset = segment_dataset(items, config, clips_per_task, outcome_dir)
             # No min_rows_per_file: Ray fuses the map with the write, and that option made
-            # it gather up to 256 clips into one task (one core). Dictionary encoding and
-            # min/max statistics are kept for the small columns only: on the float16
-            # spectrograms they doubled the write time and saved nothing
-            # (benchmarks/prepare_bench.py).
+            # it gather up to 256 clips into one task (one core).
             dataset.write_parquet(
-                join(staging, SEGMENTS),
-                partition_cols=["split"],
-                use_dictionary=["track_id", "genre"],
-                write_statistics=["track_id", "genre", "label", "segment"],
+                join(staging, SEGMENTS), partition_cols=["split"], **PARQUET_OPTIONS
             )
         outcomes = _read_outcomes(outcome_dir)
         missing = len(items) - len(outcomes)
