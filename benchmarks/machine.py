@@ -1,8 +1,10 @@
 """Machine facts the benchmarks record beside their numbers: load average and the CPU time
-other processes took during a run (to show when something else disturbed a measurement)."""
+other processes took during a run (to show when something else disturbed a measurement); and
+the local Ray instance both benchmarks start the same way."""
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import subprocess
@@ -111,3 +113,27 @@ def machine_facts(modules: tuple[str, ...], repo: Path) -> dict:
 
 def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def start_local_ray(num_cpus: int, repo: Path, **init_args) -> float:
+    """A fresh local Ray instance for a benchmark; returns the seconds ``ray.init`` took.
+
+    The checkout goes on the workers' ``PYTHONPATH`` (they import raysearch too, installed or
+    not); no dashboard; Ray Data's logs quieted to warnings. ``init_args`` go to ``ray.init``.
+    """
+    import ray
+
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p
+    )
+    started = time.perf_counter()
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        **init_args,
+    )
+    elapsed = time.perf_counter() - started
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    return elapsed

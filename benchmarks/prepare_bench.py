@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import statistics
@@ -43,7 +42,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing the package
     sys.path.insert(0, str(REPO))
-from machine import cpu_snapshot, load1, machine_facts, other_cpu_s, say, uptime_line  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from machine import (  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+    cpu_snapshot,
+    load1,
+    machine_facts,
+    other_cpu_s,
+    say,
+    start_local_ray,
+    uptime_line,
+)
 
 # ----------------------------------------------------------------------------- machine facts
 
@@ -407,21 +414,10 @@ def main(argv: list[str] | None = None) -> int:
         results["floor"] = floor
         say(f"floor: {floor['ms_per_clip']:.1f} ms/clip")
 
-        import ray
+        import ray.data
 
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
-        )  # the Ray workers import raysearch too
-        t0 = time.perf_counter()
-        ray.init(
-            address="local",
-            num_cpus=args.num_cpus,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-        )
-        results["ray_init_s"] = time.perf_counter() - t0
+        results["ray_init_s"] = start_local_ray(args.num_cpus, REPO)
         ray.data.DataContext.get_current().enable_progress_bars = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
         say(f"ray.init: {results['ray_init_s']:.2f} s (not in any clips/s below)")
 
         warm = warmup_root(root, clips, work, args.warmup_per_genre)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import sys
@@ -34,7 +33,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing the package
     sys.path.insert(0, str(REPO))
-from machine import cpu_snapshot, load1, machine_facts, other_cpu_s, say, uptime_line  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from machine import (  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+    cpu_snapshot,
+    load1,
+    machine_facts,
+    other_cpu_s,
+    say,
+    start_local_ray,
+    uptime_line,
+)
 
 # ----------------------------------------------------------------------------- machine facts
 
@@ -278,21 +285,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
-    )  # the Ray workers import raysearch too
-    t0 = time.perf_counter()
-    ray.init(
-        address="local",
-        num_cpus=args.num_cpus,
-        include_dashboard=False,
-        logging_level=logging.WARNING,
+    ray_init_s = start_local_ray(
+        args.num_cpus,
+        REPO,
         # the workers' own INFO logs (one TrainingReport dump per epoch) drown the progress
         # lines; their print()s still come through
         logging_config=ray.LoggingConfig(log_level="WARNING"),
     )
-    ray_init_s = time.perf_counter() - t0
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     say(f"ray.init: {ray_init_s:.2f} s (in no number below)")
 
     from raysearch.train import model_config_for
