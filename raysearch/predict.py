@@ -37,7 +37,7 @@ def predict_file(model, path: str, config: SpectrogramConfig, batch_size: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from raysearch.train import load_checkpoint
+    from raysearch.training.checkpoint import load_checkpoint
 
     parser = argparse.ArgumentParser(
         prog="python -m raysearch.predict",

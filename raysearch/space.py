@@ -29,7 +29,8 @@ Schema (every key but ``params`` is optional; defaults in brackets)::
     resources:                   # per trial
       workers: 1                 # Ray Train workers (DDP) [1]
       cpu: 1                     # CPUs per worker [1]
-      gpu: 0.25                  # GPU per worker when the cluster has GPUs [1]; < 1 shares a GPU
+      gpu: 0.25                  # GPU per worker when trials use GPUs [1]; < 1 shares a GPU,
+                                 # 0 = never use GPUs (see raysearch.cluster)
     initial_points:              # configurations evaluated first (e.g. the report's values) [[]]
       - {ratio: 16}
     params:                      # the searched parameters
@@ -61,7 +62,7 @@ from typing import Any
 import yaml
 
 from raysearch.model import ModelConfig
-from raysearch.train import TrainConfig
+from raysearch.training.config import TrainConfig
 
 SAMPLERS = ("tpe", "gp", "random", "grid")
 SCHEDULERS = ("asha", "none")
@@ -73,10 +74,11 @@ FIXED_TRAIN_KEYS = (
     "lr",
     "weight_decay",
     "patience",
-    "feed",
-    "shuffle_buffer",
     "max_train_segments",
     "torch_threads",
+    "eval_batch_size",
+    "amp",
+    "compile",
 )
 FIXED_MODEL_KEYS = ("channels", "ratio", "se_blocks", "dropout")
 TOP_KEYS = (
@@ -231,7 +233,7 @@ class SearchSpace:
         train["seed"] = int(train.get("seed", 0)) + repeat
         train.setdefault("workers", self.resources.workers)
         train.setdefault("cpus_per_worker", self.resources.cpu)
-        train.setdefault("gpus_per_worker", self.resources.gpu)
+        train.setdefault("gpus_per_worker", self.resources.gpu or 1.0)
         model_config = ModelConfig.from_dict(model)
         return model_config, TrainConfig(**train)
 
@@ -280,7 +282,7 @@ def parse_space(data: Any, where: str = "<space>", default_name: str = "search")
     resources = Resources(
         workers=check.integer(resources_data, "workers", 1, 1, "resources."),
         cpu=check.number(resources_data, "cpu", 1.0, 0.01, "resources."),
-        gpu=check.number(resources_data, "gpu", 1.0, 0.01, "resources."),
+        gpu=check.number(resources_data, "gpu", 1.0, 0.0, "resources."),
     )
     train = _parse_fixed(
         check, data.get("train", {}), FIXED_TRAIN_KEYS, "train", lambda d: TrainConfig(**d)

@@ -1,15 +1,18 @@
 """``python -m raysearch.tune --space search_spaces/ratio.yaml``: the hyperparameter search.
 
 Ray Tune runs the trials; Optuna suggests them (TPE by default, or GP, random, grid, seeded);
-ASHA stops weak trials early when the space asks for it. Each trial is a Tune function
-trainable that builds the ``TorchTrainer`` of :mod:`raysearch.train` and reports every epoch
-through ``ray.tune.integration.ray_train.TuneReportCallback`` — Train inside Tune as Ray 2.60
-documents it (``Tuner(trainer)`` is the deprecated path and fails with Train V2).
+ASHA stops weak trials early when the space asks for it. A one-worker trial (the default) is a
+Tune function trainable that runs the training loop in its own process and reports with
+``ray.tune.report``: no worker group, no placement group, no per-trial start-up beyond the
+process (which Tune reuses for the next trial). A trial with ``workers > 1`` builds a
+``TorchTrainer`` (DDP) and reports through ``TuneReportCallback``. The shards are read once by
+the driver and shared through the object store. Whether trials ask for GPUs is decided before
+the first one starts (:mod:`raysearch.cluster`): ``--gpu`` / ``--cpu``, else GPUs when the
+cluster has them or its autoscaler can launch a node type with them.
 
 Repeats (``repeats: k``) run each configuration k times with seeds 0..k-1 through Tune's
-``Repeater``, which hands Optuna the mean. Trial drivers reserve no CPU themselves: the
-TorchTrainer's workers hold the resources, and ``max_concurrent_trials`` is set to what the
-cluster fits (or the space's ``concurrency``). A trial that fails is retried
+``Repeater``, which hands Optuna the mean. ``max_concurrent_trials`` is what the cluster fits
+at its largest (or the space's ``concurrency``). A trial that fails is retried
 (``FailureConfig``).
 
 ``--resume`` continues an interrupted experiment (Ctrl-C or SIGKILL of the driver) from its
@@ -27,65 +30,86 @@ import os
 import sys
 import time
 
+from raysearch.cluster import HEAD_NODE_RESOURCE, GpuUnavailable
 from raysearch.data.discover import DataError
 from raysearch.leaderboard import LeaderboardCallback, records_from_experiment, write_results
+from raysearch.model import ModelConfig
 from raysearch.space import SearchSpace, SpaceError, load_space
 from raysearch.storage import exists, is_uri, join, normalize
 
 DEFAULT_STORAGE = "~/ray_results/raysearch"
-TRIAL_DRIVER_MEMORY = 256 * 1024**2  # bytes reserved for each trial's driver function
-WORKER_GROUP_START_TIMEOUT_S = 900  # a GPU node may take minutes to boot
-HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray's marker resource of the head node
+TRIAL_DRIVER_MEMORY = 256 * 1024**2  # bytes reserved by a worker-group trial's driver function
 
 
-def run_trial(config: dict, space: SearchSpace, shards: str, storage: str, datasets: dict) -> None:
-    """One Tune trial: train the sampled configuration with Ray Train."""
+def run_trial(
+    config: dict,
+    space: SearchSpace,
+    base_model: ModelConfig,
+    spectrogram: dict,
+    splits_ref: list,
+    use_gpu: bool,
+    worker_group: bool,
+    storage: str,
+) -> None:
+    """One Tune trial: the sampled configuration, trained in this process (one worker) or by
+    a Ray Train worker group (``workers > 1``, or ``worker_group``)."""
     import dataclasses
 
-    import ray.tune
-    from ray.tune.integration.ray_train import TuneReportCallback
+    import ray
 
-    from raysearch.train import build_trainer, model_config_for
+    from raysearch.training.runner import build_trainer, train_in_process
 
-    # Ray Train gives up on a worker group that cannot start within 60 s; a trial waiting for
-    # a GPU node to boot, or for a CPU after a node was lost, needs longer. Train propagates
-    # this variable from the process that builds the trainer to its controller.
-    os.environ.setdefault(
-        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", str(WORKER_GROUP_START_TIMEOUT_S)
-    )
     repeat = int(config.get("__trial_index__", 0))
     model_config, train_config = space.configs_for(config, repeat)
-    sized = model_config_for(shards)
     model_config = dataclasses.replace(
         model_config,
-        input_shape=sized.input_shape,
-        n_classes=sized.n_classes,
-        input_mean=sized.input_mean,
-        input_std=sized.input_std,
+        input_shape=base_model.input_shape,
+        n_classes=base_model.n_classes,
+        input_mean=base_model.input_mean,
+        input_std=base_model.input_std,
     )
-    trial_id = ray.tune.get_context().get_trial_id()
-    trainer = build_trainer(
-        shards,
-        model_config,
-        train_config,
-        name=f"{space.name}-{trial_id}",
-        storage_path=join(storage, space.name, "train_runs"),
-        callbacks=[TuneReportCallback()],
-        datasets=datasets,
-    )
-    trainer.fit()
+    train_config = dataclasses.replace(train_config, use_gpu=use_gpu)
+    if train_config.workers > 1 or worker_group:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        trial_id = ray.tune.get_context().get_trial_id()
+        trainer = build_trainer(
+            model_config,
+            train_config,
+            splits_ref[0],
+            spectrogram,
+            name=f"{space.name}-{trial_id}",
+            storage_path=join(storage, space.name, "train_runs"),
+            callbacks=[TuneReportCallback()],
+        )
+        trainer.fit()
+        return
+    train_in_process(model_config, train_config, ray.get(splits_ref[0]), spectrogram)
 
 
-def concurrency_for(space: SearchSpace, resources: dict) -> int:
-    """How many trials fit on the cluster at once (at least 1)."""
+def trial_resources(space: SearchSpace, use_gpu: bool, worker_group: bool) -> dict:
+    """What one trial's actor reserves."""
+    if space.resources.workers > 1 or worker_group:
+        # The trial only waits on its trainer, whose workers hold the CPUs and GPUs. It runs on
+        # the head node, and Ray Train pins each run's controller to the driver's node: losing
+        # a worker node then loses workers, never the bookkeeping that lets Tune retry.
+        return {"cpu": 0, "memory": TRIAL_DRIVER_MEMORY, HEAD_NODE_RESOURCE: 0.001}
+    resources = {"cpu": space.resources.cpu}
+    if use_gpu:
+        resources["gpu"] = space.resources.gpu
+    return resources
+
+
+def concurrency_for(space: SearchSpace, cpus: float, gpus: float = 0.0) -> int:
+    """How many trials fit at once (at least 1): on ``gpus`` GPUs when trials use GPUs (pass the
+    most the cluster can have, launchable ones included), else on ``cpus`` CPUs."""
     if space.concurrency:
         return space.concurrency
     workers = space.resources.workers
-    gpus = resources.get("GPU", 0)
     if gpus:
-        fit = math.floor(gpus / (workers * space.resources.gpu) + 1e-9)
+        fit = math.floor(gpus / (workers * (space.resources.gpu or 1.0)) + 1e-9)
     else:
-        fit = math.floor(resources.get("CPU", 1) / (workers * space.resources.cpu) + 1e-9)
+        fit = math.floor(cpus / (workers * space.resources.cpu) + 1e-9)
     return max(1, fit)
 
 
@@ -139,25 +163,50 @@ def run_search(
     results_dir: str,
     resume: bool = False,
     verbose: int = 1,
+    use_gpu: bool | None = None,
+    worker_group: bool = False,
 ):
-    """Run (or resume) the search; returns Tune's ResultGrid. Writes ``results_dir``."""
+    """Run (or resume) the search; returns Tune's ResultGrid. Writes ``results_dir``.
+
+    ``use_gpu``: None = GPUs when the cluster has or can launch them (and the space's
+    ``resources.gpu`` is not 0). ``worker_group`` runs every trial through a Ray Train worker
+    group even with one worker (what every trial did before; kept for the overhead benchmark).
+    """
     import ray
     from ray import tune
 
-    from raysearch.train import split_datasets
+    from raysearch.cluster import gpu_capacity, resolve_use_gpu
+    from raysearch.training.data import load_splits, model_config_for, spectrogram_settings
 
     experiment = join(storage, space.name)
+    if space.resources.gpu == 0:
+        if use_gpu:
+            raise GpuUnavailable(f"--gpu: {space.source}: resources.gpu is 0 (CPU-only space)")
+        use_gpu = False
+    capacity = gpu_capacity() if use_gpu is not False else None
+    use_gpu = resolve_use_gpu(use_gpu, capacity=capacity) if capacity else False
     # one read of the shards into the object store, shared by every trial
-    datasets = split_datasets(shards)
+    splits_ref = [ray.put(load_splits(shards))]
     trainable = tune.with_resources(
         tune.with_parameters(
-            run_trial, space=space, shards=shards, storage=storage, datasets=datasets
+            run_trial,
+            space=space,
+            base_model=model_config_for(shards),
+            spectrogram=spectrogram_settings(shards),
+            splits_ref=splits_ref,
+            use_gpu=use_gpu,
+            worker_group=worker_group,
+            storage=storage,
         ),
-        # The trial driver only waits on its trainer: no CPU (the trainer's workers hold the
-        # CPUs and GPUs). It runs on the head node, and Ray Train pins each run's controller
-        # to the driver's node: losing a worker node then loses workers, never the
-        # bookkeeping that frees their resources and lets Tune retry the trial.
-        {"cpu": 0, "memory": TRIAL_DRIVER_MEMORY, HEAD_NODE_RESOURCE: 0.001},
+        trial_resources(space, use_gpu, worker_group),
+    )
+    cpus = ray.cluster_resources().get("CPU", 1)
+    concurrency = concurrency_for(space, cpus, capacity.total if use_gpu else 0.0)
+    print(
+        f"trials on {'GPUs' if use_gpu else 'CPUs'}"
+        + (f" ({capacity.describe()})" if capacity else "")
+        + f"; up to {concurrency} at once",
+        flush=True,
     )
     callback = LeaderboardCallback(space, results_dir, experiment, shards)
     if resume:
@@ -178,7 +227,9 @@ def run_search(
                 search_alg=build_searcher(space),
                 scheduler=build_scheduler(space),
                 num_samples=space.total_runs,
-                max_concurrent_trials=concurrency_for(space, ray.cluster_resources()),
+                max_concurrent_trials=concurrency,
+                # a finished trial's process (torch imported, CUDA context up) runs the next
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=space.name,
@@ -251,6 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)"
     )
+    device = parser.add_mutually_exclusive_group()
+    device.add_argument(
+        "--gpu",
+        dest="use_gpu",
+        action="store_true",
+        default=None,
+        help="every trial asks for the space's resources.gpu; an error if the cluster has no "
+        "GPU and cannot launch one (default without --gpu/--cpu: GPUs when the cluster has "
+        "or can launch them)",
+    )
+    device.add_argument("--cpu", dest="use_gpu", action="store_false", help="train on CPUs")
     return parser
 
 
@@ -282,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             f"shards {shards}; storage {join(storage, space.name)}",
             flush=True,
         )
-        run_search(space, shards, storage, args.results, resume=args.resume)
-    except (SpaceError, DataError) as exc:
+        run_search(space, shards, storage, args.results, resume=args.resume, use_gpu=args.use_gpu)
+    except (SpaceError, DataError, GpuUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(

@@ -96,9 +96,10 @@ def test_existing_experiment_needs_resume(smoke_run, tiny_shards, tmp_path):
 
 def test_concurrency_fits_the_cluster():
     space = load_space(SPACES / "ratio.yaml")  # 1 worker, 1 CPU, 0.25 GPU per trial
-    assert concurrency_for(space, {"CPU": 2}) == 2
-    assert concurrency_for(space, {"CPU": 16, "GPU": 1}) == 4
-    assert concurrency_for(space, {"CPU": 64, "GPU": 8}) == 32
+    assert concurrency_for(space, cpus=2) == 2
+    assert concurrency_for(space, cpus=16, gpus=1) == 4
+    assert concurrency_for(space, cpus=64, gpus=8) == 32
+    assert concurrency_for(space, cpus=0.5) == 1
 
 
 def _completed(results: Path) -> pd.DataFrame:

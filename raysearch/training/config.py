@@ -1,0 +1,49 @@
+"""The training settings of one configuration (everything but the network)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30  # upper bound; early stopping usually ends sooner
+    batch_size: int = 32  # per worker (report §5.1)
+    lr: float = 1e-3  # Adam, report §5.1
+    weight_decay: float = 0.0
+    patience: int = 5  # epochs without a lower validation loss before stopping; 0 = never
+    seed: int = 0
+    workers: int = 1  # 1: the loop runs in the trial's process; > 1: a Ray Train DDP group
+    use_gpu: bool | None = None  # None: decided by the caller (raysearch.cluster)
+    cpus_per_worker: float = 1.0  # CPUs each worker (or one-worker trial) reserves in Ray
+    torch_threads: int = 0  # CPU threads per worker; 0 = as many as the CPUs it reserves
+    gpus_per_worker: float = 1.0  # fractions let several one-worker trials share a GPU
+    max_train_segments: int = 0  # 0 = all; > 0 subsamples the train split (smoke tests)
+    eval_batch_size: int = 0  # 0 = 1024 on a GPU, 256 on CPUs: evaluation needs no gradients
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPUs)
+    compile: bool = False  # torch.compile the model (measured: benchmarks/gpu_bench.py)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "patience": self.patience >= 0,
+            "workers": self.workers >= 1,
+            "cpus_per_worker": self.cpus_per_worker > 0,
+            "torch_threads": self.torch_threads >= 0,
+            "gpus_per_worker": self.gpus_per_worker > 0,
+            "max_train_segments": self.max_train_segments >= 0,
+            "eval_batch_size": self.eval_batch_size >= 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid training setting {bad[0]}={getattr(self, bad[0])!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def threads(self) -> int:
+        """torch CPU threads for one worker."""
+        return self.torch_threads or max(1, int(self.cpus_per_worker))

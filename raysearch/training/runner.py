@@ -1,0 +1,193 @@
+"""Where the training loop runs, and how it reports.
+
+* **In the trial's own process** (one worker, the default): a Tune function trainable calls
+  :func:`raysearch.training.loop.fit` directly and reports with ``ray.tune.report``. The trial
+  holds its CPU / GPU share itself; nothing else starts. Ray Train's local mode
+  (``ScalingConfig(num_workers=0)``) would be the Train-flavoured way, but inside Tune it
+  refuses ``ray.train.report``/``get_context`` and its Ray Data shard costs ~2 s per trial
+  (``benchmarks/train_local_mode_probe.py``), so it is not used.
+* **In a Ray Train worker group** (``workers > 1``, DDP; and ``python -m raysearch.train``,
+  which needs Ray to place the run on a GPU node of a cluster): a ``TorchTrainer`` runs the
+  same ``fit`` on every rank and reports with ``ray.train.report``; inside a search,
+  ``TuneReportCallback`` forwards the reports to Tune.
+
+The splits travel as one object in Ray's object store (put once by the driver), never as
+per-trial Parquet reads or Ray Data executions.
+"""
+
+from __future__ import annotations
+
+import os
+
+from raysearch.model import ModelConfig
+from raysearch.training.config import TrainConfig
+from raysearch.training.loop import Placement, fit
+
+WORKER_GROUP_START_TIMEOUT_S = 900  # a GPU node may take minutes to boot
+
+
+def pick_device(use_gpu: bool):
+    """(device, note) for a process that Ray gave ``use_gpu`` GPUs (via CUDA_VISIBLE_DEVICES).
+
+    A node whose GPU resource has no CUDA behind it (Ray's fake autoscaler, a broken driver)
+    trains on its CPUs; the note says so in the trial's log and result.
+    """
+    import torch
+
+    if use_gpu and torch.cuda.is_available():
+        return torch.device("cuda", 0), ""
+    if use_gpu:
+        return (
+            torch.device("cpu"),
+            "a GPU was requested and assigned, but CUDA is not "
+            "available on this node: training on its CPUs",
+        )
+    return torch.device("cpu"), ""
+
+
+def scalars(metrics: dict) -> dict:
+    """What a per-epoch report carries (the epoch history goes back as a return value only)."""
+    return {k: v for k, v in metrics.items() if k != "history"}
+
+
+def tune_reporter(metrics: dict, checkpoint_dir: str | None) -> None:
+    import ray.tune
+
+    checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+    ray.tune.report(scalars(metrics), checkpoint=checkpoint)
+
+
+def train_reporter(metrics: dict, checkpoint_dir: str | None) -> None:
+    import ray.train
+
+    checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+    ray.train.report(scalars(metrics), checkpoint=checkpoint)
+
+
+def train_in_process(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    splits: dict,
+    spectrogram: dict,
+    report=tune_reporter,
+) -> dict:
+    """The loop in this process (a Tune trial's actor): device from what Ray assigned."""
+    import ray
+
+    device, note = pick_device(bool(config.use_gpu))
+    note += f" (Ray GPU ids {ray.get_gpu_ids()})" if note else ""
+    placement = Placement(
+        device=device, node_id=ray.get_runtime_context().get_node_id(), device_note=note
+    )
+    final = fit(model_config, config, splits, report, placement, spectrogram)
+    return final
+
+
+def train_worker(loop_config: dict) -> dict | None:
+    """Ray Train worker function: ``fit`` on this rank, reporting through Ray Train."""
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    config = TrainConfig(**loop_config["train"])
+    context = ray.train.get_context()
+    device = ray.train.torch.get_device()
+    splits = ray.get(loop_config["splits"])
+    placement = Placement(
+        device=device,
+        rank=context.get_world_rank(),
+        world=context.get_world_size(),
+        node_id=ray.get_runtime_context().get_node_id(),
+    )
+    final = fit(
+        ModelConfig.from_dict(loop_config["model"]),
+        config,
+        splits,
+        train_reporter,
+        placement,
+        loop_config.get("spectrogram", {}),
+    )
+    return final or None
+
+
+def build_trainer(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    splits_ref,
+    spectrogram: dict,
+    *,
+    name: str,
+    storage_path: str,
+    callbacks: list | None = None,
+):
+    """A ``TorchTrainer`` running :func:`train_worker` on ``config.workers`` ranks.
+
+    ``config.use_gpu`` must be decided (True / False) by the caller; ``splits_ref`` is the
+    object-store reference of the splits dict (``ray.put(load_splits(shards))``).
+    """
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    # Ray Train gives up on a worker group that cannot start within 60 s; a run waiting for a
+    # GPU node to boot needs longer. Train propagates this variable to its controller.
+    os.environ.setdefault(
+        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", str(WORKER_GROUP_START_TIMEOUT_S)
+    )
+    use_gpu = bool(config.use_gpu)
+    resources = {"CPU": config.cpus_per_worker}
+    if use_gpu:
+        resources["GPU"] = config.gpus_per_worker
+    return TorchTrainer(
+        train_worker,
+        train_loop_config={
+            "train": config.to_dict(),
+            "model": model_config.to_dict(),
+            "spectrogram": spectrogram,
+            "splits": splits_ref,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=config.workers, use_gpu=use_gpu, resources_per_worker=resources
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage_path,
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute="val_acc", checkpoint_score_order="max"
+            ),
+            callbacks=callbacks or [],
+        ),
+    )
+
+
+def run(shards: str, model_config: ModelConfig, config: TrainConfig, out: str) -> dict:
+    """Train one configuration with Ray Train on the running cluster; write its run folder."""
+    import time
+
+    import ray
+
+    from raysearch.cluster import resolve_use_gpu
+    from raysearch.storage import is_uri
+    from raysearch.training.data import load_splits, spectrogram_settings
+    from raysearch.training.run_folder import write_run_folder
+
+    started = time.time()
+    out = os.path.abspath(out)
+    use_gpu = resolve_use_gpu(config.use_gpu, what="--gpu")
+    config = TrainConfig(**{**config.to_dict(), "use_gpu": use_gpu})
+    splits_ref = ray.put(load_splits(shards))
+    trainer = build_trainer(
+        model_config,
+        config,
+        splits_ref,
+        spectrogram_settings(shards),
+        name="train",
+        storage_path=os.path.join(out, "ray"),
+    )
+    result = trainer.fit()
+    final = dict(result.return_value or result.metrics or {})
+    best = result.get_best_checkpoint("val_acc", "max") if result.best_checkpoints else None
+    checkpoint_dir = best.path if best is not None and not is_uri(best.path) else None
+    write_run_folder(
+        out, final, checkpoint_dir, model_config, config, shards, time.time() - started
+    )
+    return final
