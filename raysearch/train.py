@@ -14,7 +14,7 @@ import sys
 from raysearch.data.discover import DataError
 from raysearch.model import ModelConfig, ModelConfigError
 from raysearch.storage import normalize
-from raysearch.training.config import TrainConfig
+from raysearch.training.config import COMPILE_MODES, TrainConfig
 
 
 def parse_int_list(text: str) -> tuple[int, ...]:
@@ -141,7 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
         "workers)",
     )
     where.add_argument(
-        "--compile", action="store_true", help="torch.compile the model (see docs/performance.md)"
+        "--compile",
+        choices=COMPILE_MODES,
+        default=TrainConfig.compile,
+        help="torch.compile mode (default: %(default)s; measured in docs/performance.md)",
     )
     add_ray_arguments(parser)
     return parser

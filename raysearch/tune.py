@@ -165,6 +165,7 @@ def run_search(
     verbose: int = 1,
     use_gpu: bool | None = None,
     worker_group: bool = False,
+    time_budget_s: float | None = None,
 ):
     """Run (or resume) the search; returns Tune's ResultGrid. Writes ``results_dir``.
 
@@ -230,6 +231,7 @@ def run_search(
                 max_concurrent_trials=concurrency,
                 # a finished trial's process (torch imported, CUDA context up) runs the next
                 reuse_actors=True,
+                time_budget_s=time_budget_s,
             ),
             run_config=tune.RunConfig(
                 name=space.name,

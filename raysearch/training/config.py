@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+COMPILE_MODES = ("off", "default", "reduce-overhead")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -21,7 +23,7 @@ class TrainConfig:
     max_train_segments: int = 0  # 0 = all; > 0 subsamples the train split (smoke tests)
     eval_batch_size: int = 0  # 0 = 1024 on a GPU, 256 on CPUs: evaluation needs no gradients
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPUs)
-    compile: bool = False  # torch.compile the model (measured: benchmarks/gpu_bench.py)
+    compile: str = "off"  # off | default | reduce-overhead: torch.compile mode (gpu_bench.py)
 
     def __post_init__(self) -> None:
         checks = {
@@ -36,6 +38,7 @@ class TrainConfig:
             "gpus_per_worker": self.gpus_per_worker > 0,
             "max_train_segments": self.max_train_segments >= 0,
             "eval_batch_size": self.eval_batch_size >= 0,
+            "compile": self.compile in COMPILE_MODES,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -41,6 +41,7 @@ class DeviceBatches:
         rank: int = 0,
         world: int = 1,
         limit: int = 0,
+        drop_last: bool = False,
     ) -> None:
         index = np.arange(len(split))
         if limit and limit < len(index):
@@ -51,13 +52,17 @@ class DeviceBatches:
         self.x = to_device(split.spectrogram if whole else split.spectrogram[index], device)
         self.y = to_device(split.label if whole else split.label[index], device)
         self.batch_size, self.seed, self.device = batch_size, seed, device
+        self.drop_last = drop_last  # a compiled model would recompile for the short batch
 
     def __len__(self) -> int:
+        """Segments per epoch."""
+        if self.drop_last:
+            return len(self.y) - len(self.y) % self.batch_size
         return len(self.y)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches ``(B, F, T)`` float16 and ``(B,)`` int64 in a fresh order for ``epoch``."""
         generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        order = torch.randperm(len(self.y), generator=generator).to(self.device)
+        order = torch.randperm(len(self.y), generator=generator)[: len(self)].to(self.device)
         for index in order.split(self.batch_size):
             yield self.x.index_select(0, index), self.y.index_select(0, index)

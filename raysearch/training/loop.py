@@ -88,8 +88,8 @@ def fit(
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if on_gpu else None
         )
-    if config.compile:
-        model = torch.compile(model)
+    if config.compile != "off":
+        model = torch.compile(model, mode=config.compile)
     optimizer = torch.optim.Adam(
         bare.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=on_gpu or None
     )
@@ -101,6 +101,7 @@ def fit(
         rank=rank,
         world=world,
         limit=config.max_train_segments,
+        drop_last=config.compile != "off",
     )
     eval_batch = config.eval_batch_size or (1024 if on_gpu else 256)
     val = EvalSplit(splits["val"], device) if rank == 0 else None

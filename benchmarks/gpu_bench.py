@@ -1,0 +1,396 @@
+"""Benchmark: the GPU search for real, as one command for a GPU machine (about 8 minutes).
+
+1. **Data**: a full-size synthetic set (``--clips-per-genre`` 100 x ``--duration`` 30 s = 1,000
+   clips, about 11,400 train segments), prepared by ``raysearch.data.pipeline.prepare``.
+2. **Throughput**: 1, 2, 4 and 8 concurrent trials on one GPU (Ray tasks with ``1/k`` GPU
+   each), every one running the project's training loop (:func:`raysearch.training.loop.fit`,
+   the default SE-CNN, batch 32, Adam) for ``--epochs`` epochs on the whole train split. The
+   aggregate figure is wall-clock: train segments of every trial's epochs after the first,
+   divided by the time from the earliest start to the latest end of those epochs (validation
+   included), so it cannot exceed what the GPU did. GPU utilisation and memory come from NVML,
+   sampled every 0.2 s over the same window.
+3. **Search**: ``search_spaces/ratio.yaml`` (ASHA, 30 epochs, ``gpu: 0.25``) through
+   ``raysearch.tune.run_search`` with a time budget; how many trials finished in it, and the
+   50-trial wall time extrapolated from it (said as such).
+4. **Variants** (time permitting): ``torch.compile`` modes and fp32 (no bf16 autocast) at
+   one trial, against the default in the same run.
+
+Everything goes to ``--out`` (``gpu_bench.json``, ``gpu_bench.md``, ``search.tar.gz``). On a
+machine without CUDA it runs the same code on CPUs (use a small ``--clips-per-genre`` /
+``--duration``): a dry run of the script, not a GPU figure.
+
+    python benchmarks/gpu_bench.py --out /tmp/gpu-bench                      # GPU machine
+    python benchmarks/gpu_bench.py --clips-per-genre 4 --duration 6 --concurrency 1,2 \\
+        --epochs 2 --search-trials 3 --search-epochs 2 --budget-s 400           # CPU dry run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run from a checkout without installing the package
+    sys.path.insert(0, str(REPO))
+from machine import machine_facts, say, start_local_ray  # noqa: E402
+
+
+class GpuSampler:
+    """NVML utilisation and memory of GPU 0, sampled in a thread between start() and stop()."""
+
+    def __init__(self, period_s: float = 0.2) -> None:
+        self.period_s, self.samples, self._stop = period_s, [], threading.Event()
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml, self._handle = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
+        except Exception:  # noqa: BLE001 - no NVML (CPU run): no samples
+            self._nvml = None
+
+    def start(self) -> None:
+        self.samples, self._stop = [], threading.Event()
+        if self._nvml is not None:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            util = self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu
+            used = self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used
+            self.samples.append((time.time(), util, used))
+            time.sleep(self.period_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._nvml is not None:
+            self._thread.join()
+
+    def summary(self, start: float, end: float) -> dict:
+        window = [s for s in self.samples if start <= s[0] <= end] or self.samples
+        if not window:
+            return {"gpu_util_pct": None, "gpu_mem_peak_gib": None}
+        return {
+            "gpu_util_pct": round(sum(s[1] for s in window) / len(window), 1),
+            "gpu_mem_peak_gib": round(max(s[2] for s in self.samples) / 2**30, 2),
+        }
+
+
+def make_shards(args, work: Path) -> str:
+    from raysearch import synth
+    from raysearch.data.pipeline import prepare
+
+    started = time.time()
+    root = synth.generate(
+        work / "synthetic",
+        clips_per_genre=args.clips_per_genre,
+        duration=args.duration,
+        seed=0,
+        workers=os.cpu_count() or 1,
+    )
+    generated = time.time()
+    shards = prepare(str(root), str(work / "shards")).out
+    say(
+        f"data: {args.clips_per_genre * 10} clips x {args.duration:g} s generated in "
+        f"{generated - started:.0f} s, prepared in {time.time() - generated:.0f} s"
+    )
+    return shards
+
+
+def trial_task(splits_ref: list, model_config, train_config) -> dict:
+    """One trial of the throughput test: the project's loop, each report timed."""
+    import ray
+    import torch
+
+    from raysearch.training.loop import Placement, fit
+    from raysearch.training.runner import pick_device
+
+    device, note = pick_device(bool(train_config.use_gpu))
+    reports = []
+
+    def report(metrics: dict, checkpoint_dir: str | None) -> None:
+        reports.append(
+            {
+                "epoch": metrics["epoch"],
+                "end": time.time(),
+                "epoch_s": metrics["epoch_s"],
+                "train_segments": metrics["train_segments"],
+                "segments_per_s": metrics["segments_per_s"],
+            }
+        )
+
+    started = time.time()
+    final = fit(
+        model_config, train_config, ray.get(splits_ref[0]), report, Placement(device=device)
+    )
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    return {
+        "started": started,
+        "reports": reports,
+        "device": final.get("device"),
+        "note": note,
+        "torch_peak_gib": peak,
+        "test_acc": final.get("test_acc"),
+    }
+
+
+def throughput(splits_ref, model_config, base_config, k: int, use_gpu: bool, sampler) -> dict:
+    """k concurrent trials on the GPU (or k CPU tasks); aggregate wall-clock segments/s."""
+    import dataclasses
+
+    import ray
+
+    # max_calls=1: each trial's process exits with it, so no CUDA cache outlives its trial
+    task = ray.remote(max_calls=1)(trial_task)
+    sampler.start()
+    refs = [
+        task.options(num_cpus=1, num_gpus=(1 / k if use_gpu else 0)).remote(
+            splits_ref, model_config, dataclasses.replace(base_config, seed=i)
+        )
+        for i in range(k)
+    ]
+    runs = ray.get(refs)
+    sampler.stop()
+    steady = [r for run in runs for r in run["reports"][1:]] or [
+        r for run in runs for r in run["reports"]
+    ]
+    window_start = min(r["end"] - r["epoch_s"] for r in steady)
+    window_end = max(r["end"] for r in steady)
+    segments = sum(r["train_segments"] for r in steady)
+    return {
+        "trials": k,
+        "aggregate_segments_per_s": round(segments / (window_end - window_start), 1),
+        "per_trial_segments_per_s": [
+            round(
+                sum(r["segments_per_s"] for r in run["reports"][1:])
+                / max(1, len(run["reports"]) - 1),
+                1,
+            )
+            for run in runs
+        ],
+        "first_epoch_s": [round(run["reports"][0]["epoch_s"], 2) for run in runs],
+        "torch_peak_gib_per_trial": max((run["torch_peak_gib"] or 0) for run in runs) or None,
+        "device": runs[0]["device"],
+        "note": runs[0]["note"],
+        **sampler.summary(window_start, window_end),
+    }
+
+
+def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler) -> dict:
+    """ratio.yaml through run_search with a time budget; its results folder tarred into out."""
+    from raysearch.leaderboard import records_from_experiment
+    from raysearch.space import load_space
+    from raysearch.tune import run_search
+
+    space = load_space(REPO / "search_spaces" / "ratio.yaml").with_overrides(
+        trials=args.search_trials, epochs=args.search_epochs
+    )
+    storage = Path(tempfile.mkdtemp(prefix="gpu-bench-storage-"))
+    results = work / "search"
+    sampler.start()
+    started = time.time()
+    run_search(
+        space,
+        shards,
+        str(storage),
+        str(results),
+        verbose=1,
+        use_gpu=None,
+        time_budget_s=budget_s,
+    )
+    wall = time.time() - started
+    sampler.stop()
+    records = records_from_experiment(str(storage / space.name))
+    statuses = {}
+    for record in records:
+        statuses[record.status] = statuses.get(record.status, 0) + 1
+    trial_epochs = sum(int(r.last_result.get("training_iteration", 0)) for r in records)
+    finished = sum(1 for r in records if r.status in ("completed", "stopped early"))
+    with tarfile.open(out / "search.tar.gz", "w:gz") as tar:
+        tar.add(results, arcname="search")
+    rate = trial_epochs / wall if wall else 0.0
+    # ASHA (grace g, factor f, max_t m) lets about n/f^i trials reach each rung: the expected
+    # trial-epochs of a full search, if no trial stops early on patience
+    g, f = space.scheduler.grace_period, space.scheduler.reduction_factor
+    m = int(space.train.get("epochs", 30))
+    rungs, expected, reached, n = [], 0.0, 0, 50
+    r = g
+    while r < m:
+        rungs.append(r)
+        r = int(r * f)
+    for i, rung in enumerate([*rungs, m]):
+        expected += n / f**i * (rung - reached)
+        reached = rung
+    return {
+        "space": "ratio.yaml",
+        "trials_asked": args.search_trials,
+        "epochs": m,
+        "budget_s": round(budget_s),
+        "wall_s": round(wall, 1),
+        "trials_by_status": statuses,
+        "trials_finished": finished,
+        "trial_epochs": trial_epochs,
+        "trial_epochs_per_s": round(rate, 3),
+        "asha_expected_trial_epochs_50": round(expected),
+        "extrapolated_50_trial_wall_s": round(expected / rate) if rate else None,
+        **sampler.summary(started, time.time()),
+    }
+
+
+def markdown(report: dict) -> str:
+    facts = report["machine"]
+    lines = [
+        f"# gpu_bench on {facts.get('gpu') or 'CPU only (dry run, not a GPU figure)'}",
+        "",
+        f"Command: `{report['command']}`; commit {facts.get('git_commit')}; "
+        f"{facts.get('cores')} cores; torch {facts['versions'].get('torch')}, "
+        f"ray {facts['versions'].get('ray')}.",
+        f"Data: {report.get('data', {}).get('clips')} synthetic clips, "
+        f"{report.get('data', {}).get('train_segments')} train segments.",
+        "",
+        "| concurrent trials | aggregate segments/s | per trial | first epoch s | GPU util % "
+        "| GPU mem peak GiB |",
+        "|---:|---:|---|---|---:|---:|",
+    ]
+    for row in report.get("throughput", []):
+        lines.append(
+            f"| {row['trials']} | {row['aggregate_segments_per_s']} | "
+            f"{row['per_trial_segments_per_s']} | {row['first_epoch_s']} | "
+            f"{row['gpu_util_pct']} | {row['gpu_mem_peak_gib']} |"
+        )
+    for row in report.get("variants", []):
+        lines.append(
+            f"| 1 ({row['variant']}) | {row['aggregate_segments_per_s']} | "
+            f"{row['per_trial_segments_per_s']} | {row['first_epoch_s']} | "
+            f"{row['gpu_util_pct']} | {row['gpu_mem_peak_gib']} |"
+        )
+    if "search" in report:
+        s = report["search"]
+        lines += [
+            "",
+            f"Search: {s['space']}, {s['trials_asked']} trials asked, {s['epochs']} epochs, "
+            f"budget {s['budget_s']} s: wall {s['wall_s']} s, {s['trials_by_status']}, "
+            f"{s['trial_epochs']} trial-epochs ({s['trial_epochs_per_s']}/s), GPU util "
+            f"{s['gpu_util_pct']} %. A 50-trial ASHA search is about "
+            f"{s['asha_expected_trial_epochs_50']} trial-epochs: **extrapolated "
+            f"{s['extrapolated_50_trial_wall_s']} s** (an extrapolation, not a run).",
+        ]
+    for error in report.get("errors", []):
+        lines.append(f"\nerror in {error['section']}: {error['error']}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="gpu-bench-out", help="output folder")
+    parser.add_argument("--clips-per-genre", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per clip")
+    parser.add_argument("--concurrency", default="1,2,4,8", help="concurrent trials to measure")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per throughput trial")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--search-trials", type=int, default=50)
+    parser.add_argument("--search-epochs", type=int, default=None, help="default: the space's")
+    parser.add_argument("--search-budget-s", type=float, default=240)
+    parser.add_argument("--variants", default="compile-default,compile-reduce-overhead,fp32")
+    parser.add_argument("--budget-s", type=float, default=470, help="the whole run's deadline")
+    args = parser.parse_args(argv)
+    began = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"command": " ".join(["python benchmarks/gpu_bench.py", *sys.argv[1:]])}
+    report["errors"] = []
+
+    def left() -> float:
+        return args.budget_s - (time.time() - began)
+
+    def save() -> None:
+        (out / "gpu_bench.json").write_text(json.dumps(report, indent=1, default=str))
+        (out / "gpu_bench.md").write_text(markdown(report))
+
+    import ray
+    import torch
+
+    from raysearch.training.config import TrainConfig
+    from raysearch.training.data import load_splits, model_config_for
+
+    facts = machine_facts(("ray", "torch", "numpy", "pyarrow", "optuna"), REPO)
+    use_gpu = torch.cuda.is_available()
+    facts["gpu"] = torch.cuda.get_device_name(0) if use_gpu else None
+    report["machine"] = facts
+    say(f"machine: {facts['gpu'] or 'no CUDA: CPU dry run'}, {facts['cores']} cores")
+    work = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
+    start_local_ray(os.cpu_count() or 1, REPO, num_gpus=1 if use_gpu else 0)
+    shards = make_shards(args, work)
+    splits = load_splits(shards)
+    report["data"] = {
+        "clips": args.clips_per_genre * 10,
+        "train_segments": len(splits["train"]),
+        "val_segments": len(splits["val"]),
+        "test_segments": len(splits["test"]),
+    }
+    splits_ref = [ray.put(splits)]
+    del splits
+    model_config = model_config_for(shards)
+    base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=0, use_gpu=use_gpu)
+    sampler = GpuSampler()
+    save()
+    report["throughput"] = []
+    for k in [int(v) for v in args.concurrency.split(",") if v.strip()]:
+        if left() < 60 + args.search_budget_s * 0.5:
+            say(f"skipping {k} concurrent trials: {left():.0f} s left")
+            continue
+        try:
+            row = throughput(splits_ref, model_config, base, k, use_gpu, sampler)
+            report["throughput"].append(row)
+            say(f"{k} trial(s): {row}")
+        except Exception as exc:  # noqa: BLE001 - keep the rest of the run
+            report["errors"].append({"section": f"throughput k={k}", "error": repr(exc)})
+            traceback.print_exc()
+        save()
+    budget = min(args.search_budget_s, left() - 45)
+    if budget > 30:
+        try:
+            report["search"] = search(shards, args, budget, out, work, sampler)
+            say(f"search: {report['search']}")
+        except Exception as exc:  # noqa: BLE001
+            report["errors"].append({"section": "search", "error": repr(exc)})
+            traceback.print_exc()
+        save()
+    report["variants"] = []
+    variants = {
+        "compile-default": {"compile": "default"},
+        "compile-reduce-overhead": {"compile": "reduce-overhead"},
+        "fp32": {"amp": False},
+    }
+    for name in [v for v in args.variants.split(",") if v]:
+        if left() < 40:
+            say(f"skipping variant {name}: {left():.0f} s left")
+            continue
+        try:
+            import dataclasses
+
+            config = dataclasses.replace(base, **variants[name])
+            row = throughput(splits_ref, model_config, config, 1, use_gpu, sampler)
+            report["variants"].append({"variant": name, **row})
+            say(f"variant {name}: {row}")
+        except Exception as exc:  # noqa: BLE001
+            report["errors"].append({"section": f"variant {name}", "error": repr(exc)})
+            traceback.print_exc()
+        save()
+    report["wall_s"] = round(time.time() - began, 1)
+    save()
+    print(markdown(report))
+    ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
