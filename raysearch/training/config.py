@@ -21,8 +21,9 @@ class TrainConfig:
     torch_threads: int = 0  # CPU threads per worker; 0 = as many as the CPUs it reserves
     gpus_per_worker: float = 1.0  # fractions let several one-worker trials share a GPU
     max_train_segments: int = 0  # 0 = all; > 0 subsamples the train split (smoke tests)
-    eval_batch_size: int = 0  # 0 = 1024 on a GPU, 256 on CPUs: evaluation needs no gradients
+    eval_batch_size: int = 0  # 0 = 256 (1024 took 4 GiB per conv-1 activation on an H100)
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPUs)
+    channels_last: bool = True  # NHWC activations on CUDA (ignored on CPUs)
     compile: str = "off"  # off | default | reduce-overhead: torch.compile mode (gpu_bench.py)
 
     def __post_init__(self) -> None:

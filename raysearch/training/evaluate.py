@@ -25,10 +25,10 @@ def autocast(device: torch.device, amp: bool):
     return contextlib.nullcontext()
 
 
-def model_input(x: torch.Tensor) -> torch.Tensor:
-    """(B, F, T) segments → (B, 1, F, T), channels_last on CUDA (faster cuDNN convolutions)."""
+def model_input(x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """(B, F, T) segments → (B, 1, F, T), in channels_last layout when asked."""
     x = x.unsqueeze(1)
-    return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 class EvalSplit:
@@ -45,7 +45,9 @@ class EvalSplit:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, split: EvalSplit, batch_size: int, amp: bool) -> dict:
+def evaluate(
+    model: torch.nn.Module, split: EvalSplit, batch_size: int, amp: bool, channels_last=False
+) -> dict:
     """``loss`` (mean cross-entropy) and :func:`classification_report`'s segment / track
     accuracies, per-class accuracy and confusion matrix."""
     was_training = model.training
@@ -57,7 +59,7 @@ def evaluate(model: torch.nn.Module, split: EvalSplit, batch_size: int, amp: boo
         x = split.x[start : start + batch_size]
         y = split.y[start : start + batch_size]
         with autocast(device, amp):
-            logits = model(model_input(x)).float()
+            logits = model(model_input(x, channels_last)).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         probs.append(torch.softmax(logits, dim=1))
     model.train(was_training)

@@ -82,7 +82,8 @@ def fit(
     model = SECNN(model_config).to(device)
     bare = model  # the module whose state_dict is saved (DDP and compile wrap it)
     n_params = count_parameters(model)
-    if on_gpu:
+    channels_last = on_gpu and config.channels_last
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -103,7 +104,7 @@ def fit(
         limit=config.max_train_segments,
         drop_last=config.compile != "off",
     )
-    eval_batch = config.eval_batch_size or (1024 if on_gpu else 256)
+    eval_batch = config.eval_batch_size or 256
     val = EvalSplit(splits["val"], device) if rank == 0 else None
 
     history: list[dict] = []
@@ -116,15 +117,10 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
         for x, y in train.epoch(epoch):
-            with autocast(device, config.amp):
-                logits = model(model_input(x)).float()
-            loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, logits = train_step(model, optimizer, x, y, config.amp, channels_last)
             if first_batch_loss is None:
-                first_batch_loss = loss.detach().clone()
-            loss_sum += loss.detach() * len(y)
+                first_batch_loss = loss.clone()
+            loss_sum += loss * len(y)
             correct += (logits.argmax(1) == y).sum()
         sums = torch.stack([loss_sum.double(), correct.double()])
         if world > 1:
@@ -145,7 +141,7 @@ def fit(
         stop = torch.zeros(1, device=device)
         checkpoint_dir = None
         if rank == 0:
-            result = evaluate(bare, val, eval_batch, config.amp)
+            result = evaluate(bare, val, eval_batch, config.amp, channels_last)
             metrics.update(
                 val_loss=result["loss"],
                 val_acc=result["segment_acc"],
@@ -172,7 +168,8 @@ def fit(
         last = stopped or epoch == config.epochs
         if last and rank == 0:
             bare.load_state_dict(best["state"])
-            test = evaluate(bare, EvalSplit(splits["test"], device), eval_batch, config.amp)
+            test_split = EvalSplit(splits["test"], device)
+            test = evaluate(bare, test_split, eval_batch, config.amp, channels_last)
             metrics.update(
                 test_loss=test["loss"],
                 test_acc=test["segment_acc"],
@@ -195,6 +192,25 @@ def fit(
         if last:
             return {**metrics, "history": history} if rank == 0 else {}
     return {}
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    amp: bool,
+    channels_last: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a batch ``x`` (B, F, T), ``y`` (B,); returns the detached loss
+    and logits, still on the device (reading them would sync the host)."""
+    with autocast(x.device, amp):
+        logits = model(model_input(x, channels_last)).float()
+    loss = F.cross_entropy(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
 
 
 def progress_line(metrics: dict, epochs: int) -> str:
