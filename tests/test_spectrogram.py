@@ -1,9 +1,10 @@
-"""Frame arithmetic, segment counts and shapes, short clips, decoding and conversion."""
+"""Frame arithmetic, segment counts and shapes, short clips, decoding and conversion; log-mel."""
 
 from __future__ import annotations
 
 import io
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
@@ -12,6 +13,7 @@ from raysearch.data.spectrogram import (
     SpectrogramConfig,
     expected_frames,
     load_audio,
+    mel_db,
     num_segments,
     power_db,
     segment_clip,
@@ -126,3 +128,75 @@ def test_segment_sums_count_overlapping_frames_once_per_segment(seconds):
 def test_no_segment_no_sums():
     segments, sums = segment_clip_with_sums(tone(2.0), CONFIG)
     assert segments.shape == (0, 513, 129) and sums.count == 0 and sums.total == 0.0
+
+
+def test_counted_segments_alone_make_the_sums():
+    y = tone(7.5, freq=330.0) * np.linspace(0.1, 1.0, round(7.5 * RATE), dtype=np.float32)
+    counted = [True, False, True, False]  # 7.5 s gives 4 segments
+    segments, sums = segment_clip_with_sums(y, CONFIG, counted=counted)
+    exact = segment_clip(y, SpectrogramConfig(dtype="float32"))[[0, 2]].astype(np.float64)
+    assert len(segments) == 4
+    assert sums.count == exact.size
+    assert sums.total == pytest.approx(exact.sum(), rel=1e-6)
+    assert sums.total_sq == pytest.approx((exact**2).sum(), rel=1e-6)
+    assert segment_clip_with_sums(y, CONFIG, counted=[False] * 4)[1].count == 0
+
+
+def test_stft_default_is_the_report_formula_bit_for_bit():
+    # the formula the shards were made with before log-mel existed, written out in full
+    y = tone(30.0, freq=523.0) * np.linspace(0.05, 1.0, round(30.0 * RATE), dtype=np.float32)
+    stft = librosa.stft(y, n_fft=1024, hop_length=512, window="hann", center=True)
+    previous = (20.0 * np.log10(np.maximum(np.abs(stft), 1e-5))).astype(np.float32)
+    segments = segment_clip(y, SpectrogramConfig(features="stft"))
+    assert CONFIG.features == "stft"
+    for k in (0, 5, 18):
+        start = CONFIG.start_frame(k)
+        expected = previous[:, start : start + 129].astype(np.float16)
+        assert np.array_equal(segments[k], expected)
+
+
+MEL = SpectrogramConfig(features="mel", n_mels=128)
+
+
+def test_mel_segments_are_128_by_129():
+    assert MEL.shape == (128, 129)
+    assert SpectrogramConfig(features="mel", n_mels=40).shape == (40, 129)
+    segments = segment_clip(tone(30.0), MEL)
+    assert segments.shape == (19, 128, 129) and segments.dtype == np.float16
+    assert segment_clip(tone(2.0), MEL).shape == (0, 128, 129)
+
+
+@pytest.mark.parametrize("freq", [220.0, 1000.0, 4000.0])
+def test_mel_segment_of_a_pure_tone_peaks_in_the_band_of_that_tone(freq):
+    segments = segment_clip(tone(3.0, freq=freq), MEL).astype(np.float32)
+    centres = librosa.mel_frequencies(n_mels=128 + 2, fmin=0.0, fmax=RATE / 2)[1:-1]
+    peak = int(np.argmax(segments[0].mean(axis=1)))
+    # the tone falls between two band centres: its band is one of the two nearest
+    assert peak in np.argsort(np.abs(centres - freq))[:2]
+    assert segments[0, peak].mean() > segments[0].mean() + 30.0
+
+
+def test_mel_db_is_power_to_db_with_an_absolute_reference_and_the_amin_floor():
+    y = tone(3.0)
+    power = np.abs(librosa.stft(y, n_fft=1024, hop_length=512, center=True)) ** 2
+    mel = librosa.feature.melspectrogram(S=power, sr=RATE, n_mels=128)
+    expected = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+    np.testing.assert_allclose(mel_db(y, MEL), expected, atol=1e-3)
+    silence = mel_db(np.zeros(66_150, dtype=np.float32), MEL)
+    assert silence.min() == pytest.approx(-100.0) and silence.max() == pytest.approx(-100.0)
+    loud, quiet = mel_db(y, MEL).max(), mel_db(y * 0.1, MEL).max()
+    assert loud - quiet == pytest.approx(20.0, abs=0.5)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"features": "cqt"}, "features must be one of stft, mel, got 'cqt'"),
+        ({"features": "mel", "n_mels": 0}, "n_mels must be an integer >= 1, got 0"),
+        ({"n_mels": -3}, "n_mels must be an integer >= 1"),
+        ({"features": "mel", "n_mels": 400}, "n_mels=400 leaves .* mel band"),
+    ],
+)
+def test_bad_feature_settings_are_refused_with_the_option_named(settings, message):
+    with pytest.raises(ValueError, match=message):
+        SpectrogramConfig(**settings)
