@@ -1,4 +1,5 @@
-"""Track-level splits: stratified, seeded, disjoint; the filtered split; list files."""
+"""Track-level splits: stratified, seeded, disjoint; the filtered split; list files; the
+segment-level split; the settings key of list files."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from collections import Counter
 import pytest
 
 from raysearch.data import GENRES
-from raysearch.data.split import SplitError, SplitSpec, assign_splits, parse_id_list
+from raysearch.data.split import (
+    SPLITS,
+    SplitError,
+    SplitSpec,
+    assign_splits,
+    parse_id_list,
+    split_key,
+)
 
 TRACKS = [f"{g}.{i:05d}" for g in GENRES for i in range(100)]
 
@@ -87,3 +95,90 @@ def test_bad_list_line_names_file_and_line():
 def test_fractions_must_add_up():
     with pytest.raises(SplitError, match="add up to 1"):
         SplitSpec(fractions=(0.5, 0.1, 0.1))
+
+
+def _segment_counts(segment_splits, n_segments):
+    """(genre, split) → segments, keeping the first n_segments slots of every track."""
+    return Counter(
+        (t.split(".")[0], s) for t, slots in segment_splits.items() for s in slots[:n_segments]
+    )
+
+
+@pytest.mark.parametrize(("tracks_per_genre", "n_segments"), [(100, 19), (10, 3), (7, 19)])
+def test_segment_split_is_stratified_60_10_30_over_the_segments_that_exist(
+    tracks_per_genre, n_segments
+):
+    tracks = [f"{g}.{i:05d}" for g in GENRES for i in range(tracks_per_genre)]
+    assignment = assign_splits(tracks, SplitSpec(kind="segment", seed=0), max_segments=19)
+    assert assignment.split_of == {} and set(assignment.segment_splits) == set(tracks)
+    assert all(len(slots) == 19 for slots in assignment.segment_splits.values())
+    counts = _segment_counts(assignment.segment_splits, n_segments)
+    total = tracks_per_genre * n_segments
+    for genre in GENRES:
+        assert sum(counts[genre, s] for s in SPLITS) == total  # every segment has one split
+        for split, fraction in zip(SPLITS, (0.6, 0.1, 0.3), strict=True):
+            assert abs(counts[genre, split] - fraction * total) < 1
+
+
+def test_segment_split_puts_one_track_in_train_and_test():
+    tracks = [f"{g}.{i:05d}" for g in GENRES for i in range(10)]
+    assignment = assign_splits(tracks, SplitSpec(kind="segment", seed=0), max_segments=3)
+    shared = set(assignment.tracks("train")) & set(assignment.tracks("test"))
+    assert len(shared) > 10
+    # no track keeps all its segments together: the split ignores tracks
+    spread = [
+        len(set(slots))
+        for slots in assign_splits(
+            tracks, SplitSpec(kind="segment"), max_segments=19
+        ).segment_splits.values()
+    ]
+    assert min(spread) >= 2
+
+
+def test_segment_split_is_seeded_and_independent_of_max_segments():
+    tracks = [f"{g}.{i:05d}" for g in GENRES for i in range(10)]
+    a = assign_splits(tracks, SplitSpec(kind="segment", seed=4), 19).segment_splits
+    b = assign_splits(list(reversed(tracks)), SplitSpec(kind="segment", seed=4), 19).segment_splits
+    c = assign_splits(tracks, SplitSpec(kind="segment", seed=5), 19).segment_splits
+    short = assign_splits(tracks, SplitSpec(kind="segment", seed=4), 3).segment_splits
+    assert a == b and a != c
+    assert short == {t: slots[:3] for t, slots in a.items()}
+
+
+def test_segment_split_level_and_settings():
+    spec = SplitSpec(kind="segment", seed=3)
+    assert spec.level == "segment"
+    assert SplitSpec().level == SplitSpec(kind="filtered").level == "track"
+    assert spec.to_dict() == {"kind": "segment", "seed": 3, "fractions": [0.6, 0.1, 0.3]}
+    assert split_key(spec) == spec.to_dict()
+    with pytest.raises(SplitError, match="max_segments >= 1"):
+        assign_splits(["blues.00000"], spec, max_segments=0)
+
+
+def _write_lists(folder, train, val, test):
+    paths = []
+    for name, ids in (("train", train), ("val", val), ("test", test)):
+        path = folder / f"{name}.txt"
+        path.write_text("\n".join(ids) + "\n")
+        paths.append(str(path))
+    return SplitSpec(kind="lists", lists=tuple(paths))
+
+
+def test_split_key_of_lists_follows_their_contents_not_only_their_paths(tmp_path):
+    spec = _write_lists(tmp_path, ["blues.00000", "rock.00001"], ["pop.00002"], ["jazz.00003"])
+    before = split_key(spec)
+    assert before["lists"] == list(spec.lists) and len(before["lists_sha256"]) == 64
+    # comments, order, blank lines and file suffixes do not change which tracks go where
+    _write_lists(
+        tmp_path, ["# two", "rock.00001", "", "blues.00000.wav"], ["pop.00002"], ["jazz.00003"]
+    )
+    assert split_key(spec) == before
+    # one id moved from test to train, same paths: a new key
+    _write_lists(tmp_path, ["blues.00000", "rock.00001", "jazz.00003"], ["pop.00002"], [])
+    assert split_key(spec)["lists_sha256"] != before["lists_sha256"]
+
+
+def test_split_key_of_a_missing_list_names_it(tmp_path):
+    spec = SplitSpec(kind="lists", lists=(str(tmp_path / "absent.txt"), "b", "c"))
+    with pytest.raises(SplitError, match="absent.txt: cannot read split list"):
+        split_key(spec)
