@@ -31,14 +31,16 @@ class GpuCapacity:
 
     @property
     def total(self) -> float:
-        """The most GPUs the cluster can have at once."""
-        return self.present + self.launchable
+        """The most GPUs the cluster can have at once: what it has, or what its autoscaler can
+        launch if that is more (nodes already launched count in both, so they are not added;
+        a head node with GPUs of its own beside autoscaled GPU types is undercounted)."""
+        return max(self.present, self.launchable)
 
     def describe(self) -> str:
         where = f" (node types from {self.source})" if self.source else " (no autoscaler found)"
         types = ", ".join(self.node_types) or "none"
         return (
-            f"{self.present:g} GPU(s) now, up to {self.launchable:g} more from node types "
+            f"{self.present:g} GPU(s) now, up to {self.launchable:g} from autoscaled node types "
             f"[{types}]{where}"
         )
 

@@ -41,6 +41,7 @@ class Placement:
     rank: int = 0
     world: int = 1
     node_id: str = ""  # shows how trials spread over a cluster
+    gpus_assigned: int = 0  # GPUs Ray assigned to this process (a fraction counts as one)
     device_note: str = ""  # e.g. "GPU requested, CUDA unavailable on this node"
 
 
@@ -137,6 +138,7 @@ def fit(
             "first_batch_loss": float(first_batch_loss),
             "node_id": placement.node_id,
             "device": device_name(device),
+            "gpus_assigned": placement.gpus_assigned,
         }
         stop = torch.zeros(1, device=device)
         checkpoint_dir = None

@@ -75,9 +75,12 @@ def train_in_process(
     import ray
 
     device, note = pick_device(bool(config.use_gpu))
-    note += f" (Ray GPU ids {ray.get_gpu_ids()})" if note else ""
+    gpu_ids = ray.get_gpu_ids()
     placement = Placement(
-        device=device, node_id=ray.get_runtime_context().get_node_id(), device_note=note
+        device=device,
+        node_id=ray.get_runtime_context().get_node_id(),
+        gpus_assigned=len(gpu_ids),
+        device_note=f"{note} (Ray GPU ids {gpu_ids})" if note else "",
     )
     final = fit(model_config, config, splits, report, placement, spectrogram)
     return final
@@ -98,6 +101,7 @@ def train_worker(loop_config: dict) -> dict | None:
         rank=context.get_world_rank(),
         world=context.get_world_size(),
         node_id=ray.get_runtime_context().get_node_id(),
+        gpus_assigned=len(ray.get_gpu_ids()),
     )
     final = fit(
         ModelConfig.from_dict(loop_config["model"]),
