@@ -1,15 +1,17 @@
-"""Benchmark: Ray Train + Ray Data training throughput against a bare PyTorch loop.
+"""Benchmark: the project's training loop, in this process and in a Ray Train worker group,
+against a bare PyTorch loop.
 
-Both sides train the same SE-CNN (sized from the shard manifest by ``model_config_for``) on the
-same train split, with the same batch size, optimizer (Adam, lr 1e-3), epochs and number of
+Every side trains the same SE-CNN (sized from the shard manifest by ``model_config_for``) on
+the same train split, with the same batch size, optimizer (Adam, lr 1e-3), epochs and number of
 torch threads, one after the other in one process:
 
 * **bare**: the train split read with pyarrow into one float16 tensor, shuffled every epoch
-  with ``torch.randperm``; no Ray at all.
-* **Ray**: ``raysearch.train.build_trainer(...).fit()`` with one worker, once per ``--feeds``
-  value (``memory``: the worker holds its shard as a tensor; ``stream``: Ray Data
-  ``iter_batches`` every epoch). Its per-epoch ``segments_per_s`` (train segments / seconds of
-  that epoch's train loop) comes from the run's ``history``.
+  with ``torch.randperm``, a per-batch host read of loss and accuracy; no Ray at all.
+* **fit**: :func:`raysearch.training.loop.fit` in this process (what a search trial runs).
+* **train-group**: the same ``fit`` in a Ray Train worker group of one
+  (:func:`raysearch.training.runner.build_trainer`, what ``python -m raysearch.train`` runs).
+
+Per-epoch ``segments_per_s`` is train segments / seconds of that epoch's train loop.
 
 The headline number is the steady state: epochs after the first. The end-to-end wall time of
 ``fit()`` (Ray Train start-up, validation every epoch, the final test evaluation, shutdown) is
@@ -166,10 +168,10 @@ def run_bare(shards: str, model_config, args) -> dict:
     }
 
 
-def run_ray(shards: str, model_config, args, feed: str, storage: str) -> dict:
-    from raysearch.train import TrainConfig, build_trainer
+def _config(args):
+    from raysearch.training.config import TrainConfig
 
-    config = TrainConfig(
+    return TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -179,42 +181,76 @@ def run_ray(shards: str, model_config, args, feed: str, storage: str) -> dict:
         use_gpu=args.device == "cuda",
         cpus_per_worker=1,
         torch_threads=args.threads,
-        feed=feed,
         max_train_segments=args.max_train_segments,
     )
+
+
+def _history(final: dict) -> list[dict]:
+    keys = ("epoch", "train_loss", "train_acc", "train_segments", "segments_per_s", "epoch_s")
+    return [{k: h.get(k) for k in keys} for h in final.get("history", [])]
+
+
+def run_fit(shards: str, model_config, args) -> dict:
+    """The project's training loop (what a search trial runs) in this process, no Ray."""
+    import torch
+
+    from raysearch.training.data import load_splits
+    from raysearch.training.loop import Placement, fit
+
     started = time.perf_counter()
+    splits = load_splits(shards)
+    loaded = time.perf_counter()
+    final = fit(
+        model_config, _config(args), splits, lambda m, c: None, Placement(torch.device(args.device))
+    )
+    wall = time.perf_counter() - started
+    history = _history(final)
+    train_s = sum(h["train_segments"] / h["segments_per_s"] for h in history)
+    return {
+        "side": "fit",
+        "history": history,
+        "wall_s": wall,
+        "load_s": loaded - started,
+        "train_loops_s": train_s,
+        "rest_s": wall - (loaded - started) - train_s,  # model, validation, test, checkpoints
+    }
+
+
+def run_train_group(shards: str, model_config, args, storage: str) -> dict:
+    """The same loop through a Ray Train worker group of one (raysearch.train's path)."""
+    import ray
+
+    from raysearch.training.data import load_splits, spectrogram_settings
+    from raysearch.training.runner import build_trainer
+
+    started = time.perf_counter()
+    splits_ref = ray.put(load_splits(shards))
     trainer = build_trainer(
-        shards, model_config, config, name=f"train-bench-{feed}", storage_path=storage
+        model_config,
+        _config(args),
+        splits_ref,
+        spectrogram_settings(shards),
+        name="train-bench",
+        storage_path=storage,
     )
     built = time.perf_counter()
     result = trainer.fit()
     wall = time.perf_counter() - started
     final = dict(result.return_value or {})
-    history = [
-        {
-            k: h[k]
-            for k in ("epoch", "train_loss", "train_acc", "train_segments", "segments_per_s")
-            if k in h
-        }
-        | {"epoch_s": h.get("epoch_s")}
-        for h in final.get("history", [])
-    ]
+    history = _history(final)
     if not history:
-        raise RuntimeError(f"Ray run (feed={feed}) returned no history: {result.error}")
+        raise RuntimeError(f"Ray Train run returned no history: {result.error}")
     train_s = sum(h["train_segments"] / h["segments_per_s"] for h in history)
-    epochs_s = sum(h["epoch_s"] for h in history)
     worker_s = final.get("train_wall_s", float("nan"))
     return {
-        "side": f"ray-{feed}",
+        "side": "train-group",
         "history": history,
-        "wall_s": wall,  # build_trainer + fit, end to end
-        "build_trainer_s": built - started,  # includes split_datasets (reads the shards)
-        "worker_loop_s": worker_s,  # inside train_loop_per_worker, first line to return
-        # Ray Train start-up / teardown around the worker loop (not build_trainer)
+        "wall_s": wall,
+        "load_s": built - started,  # read the shards, put them in the object store
+        "train_loops_s": train_s,
+        # Ray Train start-up / teardown around the worker's loop
         "outside_worker_s": wall - (built - started) - worker_s,
-        "train_loops_s": train_s,  # sum of the epochs' train loops
-        "eval_per_epoch_s": epochs_s - train_s,  # validation + checkpoint, all epochs
-        "worker_setup_and_test_s": worker_s - epochs_s,  # model, shard read, final test eval
+        "rest_s": worker_s - train_s,  # model, validation, test, checkpoints
     }
 
 
@@ -243,9 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch threads, both sides (Ray: TrainConfig.torch_threads)",
     )
     parser.add_argument(
-        "--feeds",
-        default="memory,stream",
-        help="comma-separated Ray feeds to run (memory, stream)",
+        "--sides",
+        default="bare,fit,train-group",
+        help="comma-separated sides: bare (plain PyTorch), fit (the project's loop in this "
+        "process), train-group (the loop in a Ray Train worker group)",
     )
     parser.add_argument(
         "--device",
@@ -265,9 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    feeds = [f.strip() for f in args.feeds.split(",") if f.strip()]
-    if not feeds or any(f not in ("memory", "stream") for f in feeds):
-        print(f"error: --feeds must list memory and/or stream, got {args.feeds!r}", file=sys.stderr)
+    sides = [f.strip() for f in args.sides.split(",") if f.strip()]
+    if "bare" not in sides or any(f not in ("bare", "fit", "train-group") for f in sides):
+        print(f"error: --sides must list bare and any of fit, train-group: {args.sides!r}",
+              file=sys.stderr)  # fmt: skip
         return 2
     if args.epochs < 1 or args.threads < 1 or args.batch_size < 1:
         print("error: --epochs, --threads and --batch-size must be >= 1", file=sys.stderr)
@@ -294,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     say(f"ray.init: {ray_init_s:.2f} s (in no number below)")
 
-    from raysearch.train import model_config_for
+    from raysearch.training.data import model_config_for
 
     if args.shards:
         shards = args.shards
@@ -321,15 +359,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     storage = tempfile.mkdtemp(prefix="train-bench-")
     try:
-        sides = ["bare", *feeds]
         for side in sides:
             before = load1()
             cpu_before = cpu_snapshot()
-            say(f"{side if side == 'bare' else 'Ray Train, feed=' + side}: {args.epochs} epochs")
+            say(f"{side}: {args.epochs} epochs")
             if side == "bare":
                 run = run_bare(shards, model_config, args)
+            elif side == "fit":
+                run = run_fit(shards, model_config, args)
             else:
-                run = run_ray(shards, model_config, args, side, storage)
+                run = run_train_group(shards, model_config, args, storage)
             run.update(
                 steady=steady(run["history"]),
                 load1_before=before,
@@ -386,12 +425,11 @@ def summarise(results: dict) -> None:
     for r in runs:
         if r["side"] == "bare":
             continue
+        outside = r.get("outside_worker_s")
         print(
-            f"{r['side']}: wall {r['wall_s']:.1f} s = build_trainer (split_datasets) "
-            f"{r['build_trainer_s']:.1f} s + fit() outside the worker loop "
-            f"(Ray Train start-up/teardown) {r['outside_worker_s']:.1f} s + worker setup, "
-            f"shard read and final test eval {r['worker_setup_and_test_s']:.1f} s + "
-            f"validation/checkpoints {r['eval_per_epoch_s']:.1f} s + train loops "
+            f"{r['side']}: wall {r['wall_s']:.1f} s = shards read {r['load_s']:.1f} s"
+            + (f" + Ray Train start-up/teardown {outside:.1f} s" if outside is not None else "")
+            + f" + model, validation, test, checkpoints {r['rest_s']:.1f} s + train loops "
             f"{r['train_loops_s']:.1f} s"
         )
     print(

@@ -4,8 +4,9 @@
   :func:`raysearch.training.loop.fit` directly and reports with ``ray.tune.report``. The trial
   holds its CPU / GPU share itself; nothing else starts. Ray Train's local mode
   (``ScalingConfig(num_workers=0)``) would be the Train-flavoured way, but inside Tune it
-  refuses ``ray.train.report``/``get_context`` and its Ray Data shard costs ~2 s per trial
-  (``benchmarks/train_local_mode_probe.py``), so it is not used.
+  refuses ``ray.train.report`` / ``get_context`` and its Ray Data shard made 3 trivial trials
+  take 10.5 s instead of 3.2 s here (``benchmarks/train_local_mode_probe.py``), so it is not
+  used.
 * **In a Ray Train worker group** (``workers > 1``, DDP; and ``python -m raysearch.train``,
   which needs Ray to place the run on a GPU node of a cluster): a ``TorchTrainer`` runs the
   same ``fit`` on every rank and reports with ``ray.train.report``; inside a search,
