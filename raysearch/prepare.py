@@ -1,4 +1,9 @@
-"""``python -m raysearch.prepare``: GTZAN audio → Parquet spectrogram shards with Ray Data."""
+"""``python -m raysearch.prepare``: GTZAN audio → Parquet spectrogram shards with Ray Data.
+
+The options become a :class:`SpectrogramConfig` (``--features``, ``--n-mels``) and a
+:class:`SplitSpec` (``--split``, ``--split-seed``, ``--split-lists``); the work is
+:func:`raysearch.data.pipeline.prepare`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import sys
 
 from raysearch.data.discover import DataError
 from raysearch.data.spectrogram import SpectrogramConfig
-from raysearch.data.split import SplitError, SplitSpec
+from raysearch.data.split import SEGMENT_SPLIT_WARNING, SplitError, SplitSpec
 from raysearch.runtime import add_ray_arguments, init_ray
 
 
@@ -26,9 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m raysearch.prepare",
         description="Turn GTZAN (or the synthetic mini-GTZAN) into Parquet spectrogram shards: "
-        "mono 22,050 Hz, STFT 1024 / hop 512, magnitude in dB, 19 segments of 3 s per 30 s "
-        "clip, split by track. Writes SHARDS/split={train,val,test}/*.parquet and "
-        "SHARDS/manifest.json. Re-running with the same settings does no work.",
+        "mono 22,050 Hz, STFT 1024 / hop 512, magnitude in dB (or log-mel with --features "
+        "mel), 19 segments of 3 s per 30 s clip, split by track (by segment with --split "
+        "segment). Writes "
+        "SHARDS/segments/split={train,val,test}/*.parquet and SHARDS/manifest.json. "
+        "Re-running with the same settings does no work.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
@@ -45,18 +52,38 @@ def build_parser() -> argparse.ArgumentParser:
         "after the input and settings",
     )
     parser.add_argument(
+        "--features",
+        choices=["stft", "mel"],
+        default="stft",
+        help="stft: the report's 513-bin STFT magnitude in dB; mel: librosa's mel filterbank "
+        "on the STFT power, in dB (10*log10, ref 1.0, floor -100 dB), --n-mels bands",
+    )
+    parser.add_argument(
+        "--n-mels",
+        type=_positive_int,
+        default=128,
+        help="mel bands with --features mel (a segment is N_MELS x 129); at most 308 with "
+        "the STFT's 1024 window",
+    )
+    parser.add_argument(
         "--split",
-        choices=["random", "filtered"],
+        choices=["random", "filtered", "segment"],
         default="random",
         help="random: stratified 60/10/30 %% of tracks per genre; filtered: the "
-        "artist-filtered split of Kereliuk, Sturm & Larsen (real GTZAN only)",
+        "artist-filtered split of Kereliuk, Sturm & Larsen (real GTZAN only); segment: "
+        "stratified 60/10/30 %% of SEGMENTS per genre, whatever their track, as the report "
+        "most likely did (overlapping audio of one track in train and test: inflates test "
+        "accuracy; only for measuring that)",
     )
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the random split")
+    parser.add_argument(
+        "--split-seed", type=int, default=0, help="seed of the random and segment splits"
+    )
     parser.add_argument(
         "--split-lists",
         nargs=3,
         metavar=("TRAIN", "VAL", "TEST"),
-        help="use three files of track ids (one per line) as the split",
+        help="use three files of track ids (one per line) as the split; their contents are "
+        "part of the settings, so editing one gives new shards",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace shards made with other settings at --out"
@@ -86,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def config_from_args(args: argparse.Namespace) -> SpectrogramConfig:
+    """The spectrogram settings the arguments describe (ValueError names a bad one)."""
+    return SpectrogramConfig(features=args.features, n_mels=args.n_mels)
+
+
 def split_from_args(args: argparse.Namespace) -> SplitSpec:
     if args.split_lists:
         return SplitSpec(kind="lists", lists=tuple(args.split_lists))
@@ -106,7 +138,7 @@ def ensure_shards(args: argparse.Namespace, config: SpectrogramConfig | None = N
     from raysearch.data.defaults import default_shards_dir
     from raysearch.data.pipeline import prepare
 
-    config = config or SpectrogramConfig()
+    config = config or config_from_args(args)
     split = split_from_args(args)
     data = resolve_data(args)
     out = args.out or str(default_shards_dir(data, config, split))
@@ -124,7 +156,14 @@ def ensure_shards(args: argparse.Namespace, config: SpectrogramConfig | None = N
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result = ensure_shards(args)
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if split_from_args(args).level == "segment":
+        print(f"warning: {SEGMENT_SPLIT_WARNING}", file=sys.stderr)
+    try:
+        result = ensure_shards(args, config)
     except (DataError, SplitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -134,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"shards: {result.out} ({state})")
     print(f"tracks: {json.dumps(counts['tracks'])}  segments: {json.dumps(counts['segments'])}")
     print(
-        f"segment shape: {manifest['shape']} {manifest['dtype']}; skipped {counts['skipped']}, "
-        f"left out {counts['left_out']}, ignored {counts['ignored']}"
+        f"segment shape: {manifest['shape']} {manifest['dtype']} "
+        f"({manifest.get('features', 'stft')}), split by {manifest.get('split_level', 'track')}; "
+        f"skipped {counts['skipped']}, left out {counts['left_out']}, "
+        f"ignored {counts['ignored']}"
     )
     for skip in manifest["skipped"]:
         print(f"skipped {skip['path']}: {skip['reason']}", file=sys.stderr)

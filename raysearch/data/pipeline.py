@@ -9,10 +9,15 @@
 
 Row schema: ``track_id`` (str), ``genre`` (str), ``label`` (int8, index in GENRES),
 ``segment`` (int8, 0..18), ``split`` (hive partition), ``spectrogram`` (fixed-shape tensor
-(513, 129), float16). float16 halves the size of GTZAN's 19,000 segments (2.5 GB instead of
-5 GB) and keeps dB values to about 0.03 dB, far below what a spectrogram classifier resolves.
-Ray reads the column back as a (513, 129) tensor; plain pyarrow / pandas read it as a flat
-float16 list of 513 * 129 values (reshape with the manifest's ``shape``).
+(F, 129), float16; F = 513 STFT bins for ``--features stft``, ``n_mels`` for ``mel``). float16
+halves the size of GTZAN's 19,000 segments (2.5 GB instead of 5 GB for STFT) and keeps dB
+values to about 0.03 dB, far below what a spectrogram classifier resolves. Ray reads the column
+back as an (F, 129) tensor; plain pyarrow / pandas read it as a flat float16 list of F * 129
+values (reshape with the manifest's ``shape``).
+
+Splits are by track (every segment of a track in one split, manifest ``split_level``
+``"track"``) except the segment split (``"segment"``), where each segment row carries its own
+split and one track's segments are spread over train, val and test.
 
 A corrupt, empty, non-audio or too-short file is skipped and listed in the manifest with its
 reason; stereo or other-rate files are converted and listed too. The job never dies for one
@@ -30,14 +35,26 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from raysearch.data import GENRES
 from raysearch.data.discover import Clip, DataError, Discovery, discover
-from raysearch.data.spectrogram import SpectrogramConfig, load_audio, segment_clip_with_sums
-from raysearch.data.split import SPLITS, SplitSpec, assign_splits
+from raysearch.data.spectrogram import (
+    SpectrogramConfig,
+    load_audio,
+    num_segments,
+    segment_clip_with_sums,
+)
+from raysearch.data.split import (
+    SPLITS,
+    SplitAssignment,
+    SplitSpec,
+    assign_splits,
+    split_key,
+)
 from raysearch.storage import (
     exists,
     is_uri,
@@ -75,23 +92,34 @@ class _ClipOutcome:
 
     track_id: str
     path: str
-    split: str
+    split: str  # the clip item's split: one name, or one per segment slot joined by ","
+    splits: list[str] = field(default_factory=list)  # the split of each segment written
     segments: int = 0
     seconds: float = 0.0
     error: str | None = None
     converted: dict = field(default_factory=dict)
-    # running sums over the clip's dB values, for the train split's mean / std
+    # running sums over the dB values of the clip's train segments, for the train mean / std
     total: float = 0.0
     total_sq: float = 0.0
     count: int = 0
 
 
 def settings_hash(config: SpectrogramConfig, split: SplitSpec) -> str:
-    payload = {
-        "spectrogram": config.to_dict(),
-        "split": split.to_dict(),
-        "pipeline": PIPELINE_VERSION,
-    }
+    """The hash of every setting that decides the shards' contents (the input aside).
+
+    The split part is :func:`raysearch.data.split.split_key`: for ``--split-lists`` it reads the
+    list files, so a list edited in place changes the hash.
+    """
+    return _settings_hash(config, split_key(split))
+
+
+def _settings_hash(config: SpectrogramConfig, split_settings: dict) -> str:
+    spectrogram = config.to_dict()
+    if config.features == "stft":
+        # features and n_mels came later and change nothing in STFT shards: leaving them out
+        # keeps the hash, and so the reuse, of the STFT shards made before they existed
+        del spectrogram["features"], spectrogram["n_mels"]
+    payload = {"spectrogram": spectrogram, "split": split_settings, "pipeline": PIPELINE_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -124,9 +152,11 @@ def segment_clips(
 ) -> dict[str, np.ndarray]:
     """Ray Data UDF: decode each clip of the batch and cut it into spectrogram segments.
 
-    What happened to each clip (segments made, conversions, or why it was skipped) goes to one
-    small JSON file per batch in ``outcome_dir``, named by the batch's track ids, so a retried
-    task rewrites the same file; the driver reads them once the dataset is written.
+    A clip's ``split`` is one split name for all its segments, or (segment split) one name per
+    segment slot joined by ``","``. What happened to each clip (segments made, conversions, or
+    why it was skipped) goes to one small JSON file per batch in ``outcome_dir``, named by the
+    batch's track ids, so a retried task rewrites the same file; the driver reads them once the
+    dataset is written.
     """
     spec_config = SpectrogramConfig(**config)
     columns: dict[str, list] = {k: [] for k in ("track_id", "genre", "label", "segment", "split")}
@@ -143,7 +173,10 @@ def segment_clips(
                 outcome.converted["channels"] = info["channels"]
             if info["source_rate"] != spec_config.sample_rate:
                 outcome.converted["source_rate"] = info["source_rate"]
-            segments, sums = segment_clip_with_sums(y, spec_config)
+            slots = _slot_splits(outcome.split, num_segments(len(y), spec_config))
+            segments, sums = segment_clip_with_sums(
+                y, spec_config, counted=[s == "train" for s in slots]
+            )
             if len(segments) == 0:
                 raise ValueError(
                     f"too short: {outcome.seconds:.2f} s, one segment needs "
@@ -153,15 +186,15 @@ def segment_clips(
             outcome.error = str(exc) or type(exc).__name__
             outcomes.append(outcome)
             continue
-        outcome.segments = len(segments)
-        if outcome.split == "train":
-            outcome.total, outcome.total_sq, outcome.count = sums.total, sums.total_sq, sums.count
         n = len(segments)
+        outcome.segments = n
+        outcome.splits = slots
+        outcome.total, outcome.total_sq, outcome.count = sums.total, sums.total_sq, sums.count
         columns["track_id"] += [outcome.track_id] * n
         columns["genre"] += [str(batch["genre"][i])] * n
         columns["label"] += [int(batch["label"][i])] * n
         columns["segment"] += list(range(n))
-        columns["split"] += [outcome.split] * n
+        columns["split"] += outcome.splits
         spectrograms.append(segments)
         outcomes.append(outcome)
     _write_outcomes(outcome_dir, outcomes)
@@ -178,6 +211,16 @@ def segment_clips(
             else np.zeros((0, *shape), dtype=spec_config.dtype)
         ),
     }
+
+
+def _slot_splits(split: str, n_segments: int) -> list[str]:
+    """The split of each of a clip's ``n_segments`` segments from its item's ``split``."""
+    names = split.split(",")
+    if len(names) == 1:
+        return names * n_segments
+    if len(names) < n_segments:
+        raise ValueError(f"{len(names)} segment splits for {n_segments} segments")
+    return names[:n_segments]
 
 
 def _write_outcomes(outcome_dir: str, outcomes: list[_ClipOutcome]) -> None:
@@ -223,8 +266,9 @@ def prepare(
     split = split or SplitSpec()
     started = time.time()
     discovery = discover(data_root)
-    assignment = assign_splits([c.track_id for c in discovery.clips], split)
-    settings = settings_hash(config, split)
+    split_settings = split_key(split)  # read once: the hash and the manifest say the same
+    assignment = assign_splits([c.track_id for c in discovery.clips], split, config.max_segments)
+    settings = _settings_hash(config, split_settings)
     fingerprint = input_fingerprint(discovery.clips)
 
     out = str(out)
@@ -254,7 +298,7 @@ def prepare(
             f"choose another --out or pass --overwrite"
         )
 
-    items = clip_items(data_root, discovery.clips, assignment.split_of)
+    items = clip_items(data_root, discovery.clips, assignment.segment_splits or assignment.split_of)
     if not ray.is_initialized():
         ray.init()
     if clips_per_task is None:
@@ -287,6 +331,7 @@ def prepare(
             outcomes,
             config,
             split,
+            split_settings,
             settings,
             fingerprint,
             time.time() - started,
@@ -301,19 +346,30 @@ def prepare(
     return PrepareResult(out, manifest, reused=False)
 
 
-def clip_items(data_root: str, clips: list[Clip], split_of: dict[str, str]) -> list[dict]:
-    """One input row per clip that has a split: what each map task needs to find and label it."""
+def clip_items(
+    data_root: str, clips: list[Clip], split_of: Mapping[str, str | Sequence[str]]
+) -> list[dict]:
+    """One input row per clip that has a split: what each map task needs to find and label it.
+
+    ``split_of`` maps a track to its split, or (segment split) to the split of each of its
+    segment slots; the row's ``split`` is then those names joined by ``","`` (a plain string
+    column, whatever the split's kind).
+    """
     return [
         {
             "track_id": c.track_id,
             "genre": c.genre,
             "label": c.label,
             "path": _full_path(data_root, c),
-            "split": split_of[c.track_id],
+            "split": _split_text(split_of[c.track_id]),
         }
         for c in clips
         if c.track_id in split_of
     ]
+
+
+def _split_text(split: str | Sequence[str]) -> str:
+    return split if isinstance(split, str) else ",".join(split)
 
 
 def segment_dataset(
@@ -410,12 +466,20 @@ def _move_into_place(staging: str, out: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+_DB_FORMULA = {  # the manifest's spectrogram.db, per features (raysearch.data.spectrogram)
+    "stft": "20*log10(max(|X|, amin)), ref=1.0",
+    "mel": "10*log10(max(M @ |X|**2, amin**2)), ref=1.0, "
+    "M = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels) (slaney)",
+}
+
+
 def _manifest(
     discovery: Discovery,
-    assignment,
+    assignment: SplitAssignment,
     outcomes: list[_ClipOutcome],
     config: SpectrogramConfig,
     split: SplitSpec,
+    split_settings: dict,
     settings: str,
     fingerprint: str,
     elapsed: float,
@@ -429,11 +493,14 @@ def _manifest(
         ),
         key=lambda s: s["track_id"],
     )
+    # a track counts in every split it has a segment in (one split unless split_level is segment)
     tracks: dict[str, dict[str, int]] = {s: dict.fromkeys(GENRES, 0) for s in SPLITS}
     segments: dict[str, int] = dict.fromkeys(SPLITS, 0)
     for o in done:
-        tracks[o.split][o.track_id.split(".")[0]] += 1
-        segments[o.split] += o.segments
+        for name in set(o.splits):
+            tracks[name][o.track_id.split(".")[0]] += 1
+        for name in o.splits:
+            segments[name] += 1
     count = sum(o.count for o in done)
     mean = sum(o.total for o in done) / count if count else 0.0
     var = sum(o.total_sq for o in done) / count - mean**2 if count else 1.0
@@ -443,18 +510,20 @@ def _manifest(
         "labels": list(GENRES),
         "shape": list(config.shape),
         "dtype": config.dtype,
+        "features": config.features,
+        "split_level": split.level,
         "settings_hash": settings,
         "spectrogram": config.to_dict()
         | {
             "window": "hann",
             "center": True,
-            "db": "20*log10(max(|X|, amin)), ref=1.0",
+            "db": _DB_FORMULA[config.features],
             "frames_per_segment": config.segment_frames,
             "start_frames": [config.start_frame(k) for k in range(config.max_segments)],
         },
-        "split": split.to_dict()
+        "split": split_settings
         | {
-            "tracks": {s: sorted(o.track_id for o in done if o.split == s) for s in SPLITS},
+            "tracks": {s: sorted(o.track_id for o in done if s in o.splits) for s in SPLITS},
             "left_out": assignment.left_out,
         },
         "input": {
