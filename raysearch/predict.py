@@ -4,6 +4,11 @@ Each file (any length of at least 2.9 s, any sample rate, mono or stereo, any fo
 reads: WAV, AU, FLAC, OGG, ...) goes through the same decoding and spectrogram code as the
 training shards, is cut into 3 s segments every 1.5 s (all of them: long files are not capped
 at 19), and the segment probabilities are averaged — the track vote used for test accuracy.
+
+The spectrogram settings come from the checkpoint (the shards' manifest, carried by training),
+features included: a network trained on log-mel shards gets log-mel segments, through the same
+:func:`raysearch.data.spectrogram.segment_clip` that made the shards. A checkpoint without
+``features`` predates log-mel and is STFT.
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ from raysearch.data.spectrogram import SpectrogramConfig, load_audio, segment_cl
 def predict_file(model, path: str, config: SpectrogramConfig, batch_size: int = 32) -> np.ndarray:
     """Mean class probabilities (K,) over the segments of one audio file."""
     import torch
+
+    expected = tuple(model.config.input_shape)
+    if expected != config.shape:
+        raise ValueError(
+            f"the checkpoint's network takes {expected} segments but its spectrogram settings "
+            f"({config.features}) give {config.shape}"
+        )
 
     with open(path, "rb") as f:
         y, _ = load_audio(f.read(), config.sample_rate)
@@ -55,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.checkpoint}: cannot load checkpoint ({exc})", file=sys.stderr)
         return 2
     labels = payload["labels"]
-    config = SpectrogramConfig(**payload.get("spectrogram", {}))
+    try:
+        config = SpectrogramConfig(**payload.get("spectrogram", {}))
+    except (TypeError, ValueError) as exc:
+        print(f"error: {args.checkpoint}: unusable spectrogram settings ({exc})", file=sys.stderr)
+        return 2
     failures = 0
     for path in args.files:
         try:

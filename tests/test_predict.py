@@ -1,0 +1,66 @@
+"""Prediction applies the checkpoint's spectrogram settings, log-mel included, without Ray."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from raysearch.data.spectrogram import SpectrogramConfig, load_audio, segment_clip
+from raysearch.model import SECNN, ModelConfig
+from raysearch.predict import main, predict_file
+from raysearch.training.checkpoint import load_checkpoint, save_checkpoint
+from tests.conftest import write_clip
+
+MEL = SpectrogramConfig(features="mel", n_mels=64)
+
+
+def _checkpoint(folder, spectrogram: dict, input_shape: tuple[int, int]) -> str:
+    torch.manual_seed(0)
+    model_config = ModelConfig(channels=(4, 8), se_blocks=(1,), input_shape=input_shape)
+    state = SECNN(model_config).state_dict()
+    return save_checkpoint(state, model_config, {}, spectrogram, 1, {}, folder=str(folder))
+
+
+def test_a_log_mel_checkpoint_predicts_from_log_mel_segments(tmp_path):
+    folder = _checkpoint(tmp_path, MEL.to_dict(), MEL.shape)
+    wav = write_clip(tmp_path / "clip.wav", 7.5, freq=880.0)
+    model, payload = load_checkpoint(folder)
+    config = SpectrogramConfig(**payload["spectrogram"])
+    assert config == MEL
+    probs = predict_file(model, str(wav), config)
+    # the same numbers by hand: the pipeline's segment_clip with the mel settings, 4 segments
+    y, _ = load_audio(wav.read_bytes(), MEL.sample_rate)
+    segments = segment_clip(y, MEL, max_segments=0)
+    assert segments.shape == (4, 64, 129)
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(segments.astype(np.float32))), dim=1)
+    np.testing.assert_allclose(probs, expected.numpy().mean(axis=0), rtol=1e-5)
+
+
+def test_predict_cli_on_a_log_mel_checkpoint(tmp_path, capsys):
+    folder = _checkpoint(tmp_path, MEL.to_dict(), MEL.shape)
+    wav = write_clip(tmp_path / "clip.wav", 4.5)
+    assert main([folder, str(wav), "--top", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{wav}: ") and line.count(",") == 1
+
+
+def test_a_checkpoint_without_features_is_stft_and_a_mismatch_is_refused(tmp_path, capsys):
+    old = {k: v for k, v in MEL.to_dict().items() if k not in ("features", "n_mels")}
+    folder = _checkpoint(tmp_path, old, MEL.shape)  # a mel-sized network, STFT settings
+    wav = write_clip(tmp_path / "clip.wav", 4.5)
+    model, payload = load_checkpoint(folder)
+    assert SpectrogramConfig(**payload["spectrogram"]).features == "stft"
+    with pytest.raises(
+        ValueError, match=r"takes \(64, 129\) segments .* \(stft\) give \(513, 129\)"
+    ):
+        predict_file(model, str(wav), SpectrogramConfig(**payload["spectrogram"]))
+    assert main([folder, str(wav)]) == 1
+    assert "takes (64, 129) segments" in capsys.readouterr().err
+
+
+def test_unusable_spectrogram_settings_in_a_checkpoint_are_one_error_line(tmp_path, capsys):
+    folder = _checkpoint(tmp_path, {"features": "cqt"}, (513, 129))
+    assert main([folder, str(tmp_path / "any.wav")]) == 2
+    assert "features must be one of stft, mel, got 'cqt'" in capsys.readouterr().err
