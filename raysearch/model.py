@@ -10,7 +10,11 @@ References:
 
 Additions: the ratio r may be any positive real (Xu & Zhou's optimum is 31.43); the reduced
 width is ``max(1, round(C / r))``, so no ratio gives a zero-width layer (r = 64 on 32 channels
-gives 1). Which blocks carry an SE block is configurable (report table 5.1). The network
+gives 1). Which blocks carry an SE block is configurable (report table 5.1). The classifier
+head is the report's flatten → dense (``head="dense"``, the default) or global average pooling
+over frequency and time → one linear layer (``head="gap"``, after M. Lin, Q. Chen, S. Yan,
+"Network In Network", ICLR 2014): ``C_last * n_classes`` weights instead of
+``C_last * F' * T' * n_classes``, and any input size that survives the poolings. The network
 standardises its input with the training set's mean and std, stored as buffers, so a
 checkpoint carries everything prediction needs.
 """
@@ -24,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 DEFAULT_CHANNELS = (32, 64, 128, 256, 128)
+HEADS = ("dense", "gap")  # see SECNN.head_input
 
 
 class ModelConfigError(ValueError):
@@ -40,6 +45,7 @@ class ModelConfig:
     input_shape: tuple[int, int] = (513, 129)  # (frequency bins, frames) of one 3 s segment
     input_mean: float = 0.0  # training-set dB mean, for standardisation
     input_std: float = 1.0
+    head: str = "dense"  # dense: flatten → linear (table 4.1); gap: global average pool → linear
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes, not used
 
     def __post_init__(self) -> None:
@@ -59,6 +65,8 @@ class ModelConfig:
             )
         if self.input_std <= 0:
             raise ModelConfigError(f"input_std must be positive, got {self.input_std}")
+        if self.head not in HEADS:
+            raise ModelConfigError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -110,8 +118,16 @@ class ConvBlock(nn.Module):
         return self.se(self.dropout(x))
 
 
+class GlobalAveragePool(nn.Module):
+    """Mean over frequency and time: (B, C, H, W) → (B, C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
 class SECNN(nn.Module):
-    """Five conv blocks with SE blocks, flatten, one dense layer (softmax lives in the loss)."""
+    """Five conv blocks with SE blocks, then the head: flatten or global average pool, one
+    linear layer (softmax lives in the loss)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -128,10 +144,8 @@ class SECNN(nn.Module):
                 for i in range(len(config.channels))
             )
         )
-        freq, frames = config.input_shape
-        for _ in config.channels:  # each 2x2 max-pool floors odd sizes
-            freq, frames = freq // 2, frames // 2
-        self.head = nn.Linear(config.channels[-1] * freq * frames, config.n_classes)
+        self.pool, features = self.head_input(config)  # no parameters: state_dict keys as before
+        self.head = nn.Linear(features, config.n_classes)
         self.register_buffer("input_mean", torch.tensor(float(config.input_mean)))
         self.register_buffer("input_std", torch.tensor(float(config.input_std)))
 
@@ -141,7 +155,17 @@ class SECNN(nn.Module):
             x = x.unsqueeze(1)  # (B, F, T) → (B, 1, F, T)
         x = (x.float() - self.input_mean) / self.input_std
         x = self.blocks(x)  # (B, 1, 513, 129) → (B, 128, 16, 4) with the defaults
-        return self.head(x.flatten(1))  # (B, 128*16*4) → (B, 10)
+        return self.head(self.pool(x))  # dense: (B, 128*16*4) → (B, 10); gap: (B, 128) → (B, 10)
+
+    @staticmethod
+    def head_input(config: ModelConfig) -> tuple[nn.Module, int]:
+        """The head's pooling module and its number of output features per segment."""
+        if config.head == "gap":
+            return GlobalAveragePool(), config.channels[-1]
+        freq, frames = config.input_shape
+        for _ in config.channels:  # each 2x2 max-pool floors odd sizes
+            freq, frames = freq // 2, frames // 2
+        return nn.Flatten(1), config.channels[-1] * freq * frames
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,11 +1,18 @@
-"""The SE-CNN: shapes, parameter counts, the SE gate, SE placement and odd ratios."""
+"""The SE-CNN: shapes, parameter counts, the SE gate, SE placement, odd ratios, the heads."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from raysearch.model import SECNN, ModelConfig, ModelConfigError, SEBlock, count_parameters
+from raysearch.model import (
+    DEFAULT_CHANNELS,
+    SECNN,
+    ModelConfig,
+    ModelConfigError,
+    SEBlock,
+    count_parameters,
+)
 
 # conv weights+biases 682,880 + dense 128*16*4*10+10 = 81,930 + SE blocks 13,574
 DEFAULT_PARAMETERS = 778_384
@@ -98,3 +105,69 @@ def test_input_is_standardised_with_the_stored_statistics():
         {**model.state_dict(), "input_mean": torch.tensor(0.0), "input_std": torch.tensor(1.0)}
     )
     torch.testing.assert_close(model(x * 20.0 - 40.0), shifted.eval()(x), rtol=1e-4, atol=1e-4)
+
+
+def test_head_defaults_to_dense_and_keeps_the_state_dict_keys():
+    model = SECNN(ModelConfig())
+    assert ModelConfig().head == "dense"
+    assert model.head.in_features == 128 * 16 * 4
+    keys = {k for k in model.state_dict() if not k.startswith("blocks.")}
+    assert keys == {"head.weight", "head.bias", "input_mean", "input_std"}
+
+
+def test_old_config_dicts_without_head_load_as_dense():
+    old = ModelConfig().to_dict()
+    del old["head"]
+    assert ModelConfig.from_dict(old) == ModelConfig()
+    assert ModelConfig.from_dict({**old, "head": "gap"}).head == "gap"
+
+
+def test_gap_parameter_count_by_hand():
+    convs = (
+        (1 * 9 * 32 + 32)  # block 1: 3x3 kernels from 1 channel, plus biases
+        + (32 * 9 * 64 + 64)
+        + (64 * 9 * 128 + 128)
+        + (128 * 9 * 256 + 256)
+        + (256 * 9 * 128 + 128)
+    )  # 682,880
+    se = (  # each block: Linear C → w (weights + biases), Linear w → C; w = round(C / 16)
+        (32 * 2 + 2 + 2 * 32 + 32)  # w = 2
+        + (64 * 4 + 4 + 4 * 64 + 64)  # w = 4
+        + (128 * 8 + 8 + 8 * 128 + 128)  # w = 8
+        + (256 * 16 + 16 + 16 * 256 + 256)  # w = 16
+        + (128 * 8 + 8 + 8 * 128 + 128)  # w = 8
+    )  # 13,574
+    head = 128 * 10 + 10  # C_last → 10 classes
+    assert convs == 682_880 and se == 13_574
+    assert count_parameters(SECNN(ModelConfig(head="gap"))) == convs + se + head == 697_744
+    assert convs + se + (128 * 16 * 4 * 10 + 10) == DEFAULT_PARAMETERS  # dense, unchanged
+
+
+def test_gap_parameter_count_with_a_large_ratio_uses_one_unit_se_layers():
+    # r = 64: round(C / 64) is 0 for 32 channels (kept at 1), 1, 2, 4, 2 for the rest
+    widths = {32: 1, 64: 1, 128: 2, 256: 4}
+    se = sum(c * widths[c] + widths[c] + widths[c] * c + c for c in DEFAULT_CHANNELS)
+    model = SECNN(ModelConfig(head="gap", ratio=64.0))
+    assert count_parameters(model) == 682_880 + se + 128 * 10 + 10  # convs as above
+
+
+def test_gap_head_accepts_any_input_size_with_the_same_weights():
+    model = SECNN(ModelConfig(head="gap")).eval()
+    assert model(torch.zeros(2, 1, 128, 129)).shape == (2, 10)
+    assert model(torch.zeros(2, 1, 513, 129)).shape == (2, 10)
+    assert model(torch.zeros(2, 513, 129, dtype=torch.float16)).shape == (2, 10)
+    with pytest.raises(RuntimeError):  # the dense head's weights fix the input size
+        SECNN(ModelConfig()).eval()(torch.zeros(2, 1, 128, 129))
+
+
+def test_gap_head_is_the_mean_of_the_last_block():
+    config = ModelConfig(channels=(4, 4, 4, 4, 6), input_shape=(64, 64), dropout=0.0, head="gap")
+    model = SECNN(config).eval()
+    x = torch.randn(3, 1, 64, 64)
+    features = model.blocks(x).mean(dim=(2, 3))  # (3, 6)
+    torch.testing.assert_close(model(x), model.head(features))
+
+
+def test_unknown_head_is_named_with_the_allowed_values():
+    with pytest.raises(ModelConfigError, match="head must be one of dense, gap, got 'max'"):
+        ModelConfig(head="max")
