@@ -2,12 +2,13 @@
 
 Schema (every key but ``params`` is optional; defaults in brackets)::
 
-    name: ratio                  # experiment name [the file's stem]
+    name: ratio                  # experiment name: letters, digits, - and _ [the file's stem]
     description: "..."           # free text [""]
-    metric: best_val_acc         # what the search optimises [best_val_acc]
-    mode: max                    # max | min [max]
+    metric: best_val_acc         # a validation metric [best_val_acc]: best_val_acc, val_acc,
+                                 # val_track_acc (max) or best_val_loss, val_loss (min)
+    mode: max                    # must agree with the metric [the metric's]
     trials: 50                   # configurations to evaluate [50]; grid: [grid size]
-    repeats: 1                   # seeds per configuration, for mean ± std [1]
+    repeats: 1                   # seeds per configuration, for mean ± std [1]; not with asha
     sampler: tpe                 # tpe | gp | random | grid [tpe] (Optuna samplers)
     seed: 0                      # sampler seed [0]
     concurrency: 0               # trials at once; 0 = as many as the cluster fits [0]
@@ -42,9 +43,12 @@ Schema (every key but ``params`` is optional; defaults in brackets)::
       batch_size: {type: int, low: 16, high: 64, step: 16}
 
 Parameter types: ``int`` (low, high, step, log), ``float`` (low, high, step, log),
-``categorical`` (choices; a choice may be a list, e.g. a channel tuple). Searchable names:
-``ratio``, ``channels``, ``width``, ``se_blocks``, ``dropout`` (model) and ``lr``,
-``batch_size``, ``weight_decay`` (training).
+``categorical`` (choices; a choice may be a list, e.g. a channel tuple). The searchable names,
+the keys ``model:`` and ``train:`` accept and their meaning come from one table,
+:mod:`raysearch.dimensions`: ``channels``, ``ratio``, ``se_blocks``, ``dropout``, ``head``
+(model), ``width`` (a multiplier of every channel width), ``batch_size``, ``lr``,
+``weight_decay``, ``freq_masks``, ``freq_width``, ``time_masks``, ``time_width``,
+``mixup_alpha`` (training).
 
 Loading is strict: an unknown key, a wrong type, a bad range (low > high, log with low <= 0) or
 an empty choice list raises :class:`SpaceError` with one line naming the file, the key and the
@@ -55,32 +59,29 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from raysearch.dimensions import BY_NAME, DERIVED, fixed_keys, searchable
 from raysearch.model import ModelConfig
 from raysearch.training.config import TrainConfig
 
 SAMPLERS = ("tpe", "gp", "random", "grid")
 SCHEDULERS = ("asha", "none")
-MODEL_PARAMS = ("ratio", "channels", "width", "se_blocks", "dropout")
-TRAIN_PARAMS = ("lr", "batch_size", "weight_decay")
-FIXED_TRAIN_KEYS = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "patience",
-    "max_train_segments",
-    "torch_threads",
-    "eval_batch_size",
-    "amp",
-    "compile",
-)
-FIXED_MODEL_KEYS = ("channels", "ratio", "se_blocks", "dropout")
+# What a search may optimise, and in which direction: validation numbers only, as every trial
+# reports them each epoch. Test numbers exist only at a trial's end and never select anything.
+METRICS = {
+    "best_val_acc": "max",
+    "val_acc": "max",
+    "val_track_acc": "max",
+    "best_val_loss": "min",
+    "val_loss": "min",
+}
+NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # a space's name names folders: no path, no spaces
 TOP_KEYS = (
     "name",
     "description",
@@ -214,6 +215,8 @@ class SearchSpace:
         return parse_space(raw, self.source, default_name=self.name)
 
     def renamed(self, name: str) -> SearchSpace:
+        if not NAME.match(name):
+            raise SpaceError(f"--name: {name!r} must be letters, digits, '-' and '_' only")
         return replace(self, name=name, raw={**self.raw, "name": name})
 
     def configs_for(self, sampled: dict, repeat: int = 0) -> tuple[ModelConfig, TrainConfig]:
@@ -221,15 +224,12 @@ class SearchSpace:
         values = {p.name: p.decode(sampled[p.name]) for p in self.params if p.name in sampled}
         model = dict(self.model)
         train = dict(self.train)
-        for key in ("ratio", "se_blocks", "dropout", "channels"):
-            if key in values:
-                model[key] = values[key]
+        for name, value in values.items():
+            if name not in DERIVED:
+                (model if BY_NAME[name].target == "model" else train)[name] = value
         if "width" in values:
             base = model.get("channels", ModelConfig.channels)
             model["channels"] = [scale_width(c, values["width"]) for c in base]
-        for key in TRAIN_PARAMS:
-            if key in values:
-                train[key] = values[key]
         train["seed"] = int(train.get("seed", 0)) + repeat
         train.setdefault("workers", self.resources.workers)
         train.setdefault("cpus_per_worker", self.resources.cpu)
@@ -285,22 +285,48 @@ def parse_space(data: Any, where: str = "<space>", default_name: str = "search")
         gpu=check.number(resources_data, "gpu", 1.0, 0.0, "resources."),
     )
     train = _parse_fixed(
-        check, data.get("train", {}), FIXED_TRAIN_KEYS, "train", lambda d: TrainConfig(**d)
+        check, data.get("train", {}), fixed_keys("train"), "train", lambda d: TrainConfig(**d)
     )
     model = _parse_fixed(
-        check, data.get("model", {}), FIXED_MODEL_KEYS, "model", lambda d: ModelConfig.from_dict(d)
+        check,
+        data.get("model", {}),
+        fixed_keys("model"),
+        "model",
+        lambda d: ModelConfig.from_dict(d),
     )
+    metric = _string(check, data, "metric", "best_val_acc")
+    if metric not in METRICS:
+        allowed = ", ".join(f"{m} ({mode})" for m, mode in METRICS.items())
+        check.fail(
+            "metric",
+            f"{metric!r} cannot be optimised: a search selects on validation numbers only "
+            f"({allowed})",
+        )
+    mode = check.choice(data, "mode", ("max", "min"), METRICS[metric])
+    if mode != METRICS[metric]:
+        check.fail("mode", f"{metric} is {'maximised' if METRICS[metric] == 'max' else 'minimised'}"
+                   f": mode must be {METRICS[metric]}, got {mode}")  # fmt: skip
+    name = _string(check, data, "name", default_name)
+    if not NAME.match(name):
+        check.fail("name", f"{name!r} must be letters, digits, '-' and '_' only (it names folders)")
+    repeats = check.integer(data, "repeats", 1, 1)
+    if repeats > 1 and scheduler.type == "asha":
+        check.fail(
+            "repeats",
+            f"{repeats} repeats with scheduler asha: ASHA would stop single seeds, not "
+            "configurations; use scheduler none for repeated configurations",
+        )
     names = {p.name for p in params}
     for clash in names & set(train) | names & set(model):
         check.fail(f"params.{clash}", "is both searched and fixed; keep one")
     space = SearchSpace(
-        name=_string(check, data, "name", default_name),
+        name=name,
         description=_string(check, data, "description", ""),
         params=params,
-        metric=_string(check, data, "metric", "best_val_acc"),
-        mode=check.choice(data, "mode", ("max", "min"), "max"),
+        metric=metric,
+        mode=mode,
         trials=check.integer(data, "trials", 50, 1),
-        repeats=check.integer(data, "repeats", 1, 1),
+        repeats=repeats,
         sampler=sampler,
         seed=check.integer(data, "seed", 0, 0),
         concurrency=check.integer(data, "concurrency", 0, 0),
@@ -319,10 +345,18 @@ def parse_space(data: Any, where: str = "<space>", default_name: str = "search")
         if trials > size:
             check.fail("trials", f"{trials} is more than the grid's {size} configurations")
         space = replace(space, trials=trials)
-    try:
-        space.configs_for({p.name: _example(p) for p in params})
-    except (ValueError, TypeError) as exc:
-        check.fail("params", f"gives an invalid configuration: {exc}")
+    example = {p.name: _example(p) for p in params}
+    for param in params:  # every choice, and both ends of every range, must build
+        values = (
+            [param.encode(c) for c in param.choices]
+            if param.type == "categorical"
+            else [param.low, param.high]
+        )
+        for value in values:
+            try:
+                space.configs_for({**example, param.name: value})
+            except (ValueError, TypeError) as exc:
+                check.fail(f"params.{param.name}", f"{param.decode(value)!r} is invalid: {exc}")
     return space
 
 
@@ -387,10 +421,8 @@ def _parse_params(check: _Checker, data) -> tuple[Param, ...]:
     params = []
     for name, spec in data.items():
         key = f"params.{name}"
-        if name not in MODEL_PARAMS + TRAIN_PARAMS:
-            check.fail(
-                key, f"unknown parameter (searchable: {', '.join(MODEL_PARAMS + TRAIN_PARAMS)})"
-            )
+        if name not in searchable():
+            check.fail(key, f"unknown parameter (searchable: {', '.join(searchable())})")
         check.mapping(spec, key)
         kind = spec.get("type")
         if kind not in ("int", "float", "categorical"):

@@ -17,20 +17,8 @@ from raysearch.storage import normalize
 from raysearch.training.config import COMPILE_MODES, TrainConfig
 
 
-def parse_int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip() != "")
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-
-
-def _ints(values) -> str:
-    return ",".join(str(v) for v in values)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from raysearch.dimensions import add_options
     from raysearch.runtime import add_ray_arguments
 
     parser = argparse.ArgumentParser(
@@ -47,68 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", default="runs/train", help="run folder to write (default: %(default)s)"
     )
-    model = parser.add_argument_group("model (report table 4.1)")
-    model.add_argument(
-        "--channels",
-        type=parse_int_list,
-        default=ModelConfig.channels,
-        metavar="C1,C2,C3,C4,C5",
-        help=f"the five conv widths (default: {_ints(ModelConfig.channels)})",
-    )
-    model.add_argument(
-        "--ratio", type=float, default=ModelConfig.ratio, help="SE ratio r (default: %(default)g)"
-    )
-    model.add_argument(
-        "--se-blocks",
-        type=parse_int_list,
-        default=ModelConfig.se_blocks,
-        metavar="B,...",
-        help="blocks (1-5) carrying an SE block, '' for none "
-        f"(default: {_ints(ModelConfig.se_blocks)})",
-    )
-    model.add_argument(
-        "--dropout",
-        type=float,
-        default=ModelConfig.dropout,
-        help="dropout after every max-pool (default: %(default)g)",
-    )
-    train = parser.add_argument_group("training")
-    train.add_argument(
-        "--epochs", type=int, default=TrainConfig.epochs, help="most epochs (default: %(default)s)"
-    )
-    train.add_argument(
-        "--batch-size",
-        type=int,
-        default=TrainConfig.batch_size,
-        help="segments per step and worker (default: %(default)s)",
-    )
-    train.add_argument(
-        "--lr", type=float, default=TrainConfig.lr, help="Adam learning rate (default: %(default)g)"
-    )
-    train.add_argument(
-        "--weight-decay",
-        type=float,
-        default=TrainConfig.weight_decay,
-        help="Adam weight decay (default: %(default)g)",
-    )
-    train.add_argument(
-        "--patience",
-        type=int,
-        default=TrainConfig.patience,
-        help="stop after this many epochs without a lower validation loss; 0 = never "
-        "(default: %(default)s)",
-    )
-    train.add_argument(
+    add_options(parser)  # the model and training dimensions (raysearch.dimensions)
+    parser.add_argument(
         "--seed",
         type=int,
         default=TrainConfig.seed,
-        help="seed of weights, order and dropout (default: %(default)s)",
-    )
-    train.add_argument(
-        "--max-train-segments",
-        type=int,
-        default=TrainConfig.max_train_segments,
-        help="train on a seeded subset of this many segments; 0 = all (default: %(default)s)",
+        help="seed of weights, order, dropout and augmentation (default: %(default)s)",
     )
     where = parser.add_argument_group("where it runs")
     where.add_argument(
@@ -124,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="train on GPUs; an error if the cluster has none and cannot launch one "
-        "(default without --gpu/--cpu: GPUs when the cluster has or can launch them)",
+        "(without --gpu/--cpu: GPUs when the cluster has or can launch them)",
     )
     device.add_argument("--cpu", dest="use_gpu", action="store_false", help="train on CPUs")
     where.add_argument(
@@ -150,40 +82,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
+    """The model (not yet sized for the shards) and training settings the options give."""
+    from raysearch.dimensions import values_from_args
+
+    model = ModelConfig(**values_from_args(args, "model"))
+    threads = args.threads if args.threads is not None else (os.cpu_count() or 1) // args.workers
+    train = TrainConfig(
+        **values_from_args(args, "train"),
+        seed=args.seed,
+        workers=args.workers,
+        use_gpu=args.use_gpu,
+        cpus_per_worker=args.cpus_per_worker,
+        torch_threads=max(1, threads),
+        compile=args.compile,
+    )
+    return model, train
+
+
 def main(argv: list[str] | None = None) -> int:
     from raysearch.cluster import GpuUnavailable
     from raysearch.runtime import init_ray
-    from raysearch.training.data import model_config_for
+    from raysearch.training.data import sized_like
     from raysearch.training.runner import run
 
     args = build_parser().parse_args(argv)
     try:
-        config = TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            patience=args.patience,
-            seed=args.seed,
-            workers=args.workers,
-            use_gpu=args.use_gpu,
-            cpus_per_worker=args.cpus_per_worker,
-            torch_threads=args.threads
-            if args.threads is not None
-            else max(1, (os.cpu_count() or 1) // args.workers),
-            max_train_segments=args.max_train_segments,
-            compile=args.compile,
-        )
+        model, config = configs_from_args(args)
         init_ray(args.address, args.num_cpus)
         shards = normalize(args.shards) if args.shards else default_shards()
-        model_config = model_config_for(
-            shards,
-            channels=args.channels,
-            ratio=args.ratio,
-            se_blocks=args.se_blocks,
-            dropout=args.dropout,
-        )
-        final = run(shards, model_config, config, args.out)
+        final = run(shards, sized_like(model, shards), config, args.out)
     except (DataError, ModelConfigError, GpuUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

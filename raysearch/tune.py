@@ -32,8 +32,10 @@ import time
 
 from raysearch.cluster import HEAD_NODE_RESOURCE, GpuUnavailable
 from raysearch.data.discover import DataError
-from raysearch.leaderboard import LeaderboardCallback, records_from_experiment, write_results
 from raysearch.model import ModelConfig
+from raysearch.results.callback import LeaderboardCallback
+from raysearch.results.records import records_from_experiment
+from raysearch.results.write import write_results
 from raysearch.space import SearchSpace, SpaceError, load_space
 from raysearch.storage import exists, is_uri, join, normalize
 
@@ -177,6 +179,8 @@ def run_search(
     from ray import tune
 
     from raysearch.cluster import gpu_capacity, resolve_use_gpu
+    from raysearch.data.pipeline import read_manifest
+    from raysearch.data.split import SEGMENT_SPLIT_WARNING
     from raysearch.training.data import load_splits, model_config_for, spectrogram_settings
 
     experiment = join(storage, space.name)
@@ -209,7 +213,15 @@ def run_search(
         + f"; up to {concurrency} at once",
         flush=True,
     )
-    callback = LeaderboardCallback(space, results_dir, experiment, shards)
+    manifest = read_manifest(shards)
+    meta = {
+        "shards": shards,
+        "features": manifest.get("features", "stft"),
+        "split_level": manifest.get("split_level", "track"),
+    }
+    if meta["split_level"] == "segment":
+        print(f"warning: {shards} is split by segment: {SEGMENT_SPLIT_WARNING}", flush=True)
+    callback = LeaderboardCallback(space, results_dir, experiment, meta)
     if resume:
         if not tune.Tuner.can_restore(experiment):
             raise SpaceError(f"{experiment}: no experiment to resume here")
@@ -244,7 +256,7 @@ def run_search(
     results = tuner.fit()
     # the callback wrote the results as trials finished; once more from storage, so the
     # files hold every trial of a resumed experiment too
-    write_results(space, records_from_experiment(experiment), results_dir, experiment, shards)
+    write_results(space, records_from_experiment(experiment), results_dir, experiment, meta)
     return results
 
 

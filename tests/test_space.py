@@ -28,7 +28,7 @@ def test_schema_defaults(tmp_path):
     assert (train.lr, train.epochs) == (1e-3, 30)
 
 
-@pytest.mark.parametrize("name", ["ratio", "channels", "se_blocks", "joint", "smoke"])
+@pytest.mark.parametrize("name", ["ratio", "channels", "se_blocks", "joint", "smoke", "augment"])
 def test_shipped_spaces_load(name):
     space = load_space(SPACES / f"{name}.yaml")
     assert space.name == name
@@ -139,3 +139,68 @@ def test_overrides_keep_validation():
     assert space.raw["trials"] == 4
     with pytest.raises(SpaceError, match="--trials must be at least 1"):
         space.with_overrides(trials=0)
+
+
+def test_a_test_metric_or_unknown_metric_is_rejected(tmp_path):
+    base = "params:\n  ratio: {type: float, low: 4, high: 32}\n"
+    with pytest.raises(SpaceError, match=r"metric: 'test_acc' cannot be optimised"):
+        load_space(write(tmp_path, "metric: test_acc\n" + base))
+    with pytest.raises(SpaceError, match=r"metric: 'accuracy' cannot be optimised"):
+        load_space(write(tmp_path, "metric: accuracy\n" + base))
+
+
+def test_the_mode_follows_the_metric(tmp_path):
+    base = "params:\n  ratio: {type: float, low: 4, high: 32}\n"
+    space = load_space(write(tmp_path, "metric: val_loss\n" + base))
+    assert space.mode == "min"
+    with pytest.raises(SpaceError, match="mode: val_loss is minimised: mode must be min"):
+        load_space(write(tmp_path, "metric: val_loss\nmode: max\n" + base))
+
+
+def test_a_name_is_an_identifier_not_a_path(tmp_path):
+    base = "params:\n  ratio: {type: float, low: 4, high: 32}\n"
+    with pytest.raises(SpaceError, match=r"name: '\.\./\.\./etc' must be letters"):
+        load_space(write(tmp_path, "name: ../../etc\n" + base))
+    with pytest.raises(SpaceError, match="--name"):
+        load_space(write(tmp_path, base)).renamed("a b")
+
+
+def test_repeats_with_asha_are_rejected(tmp_path):
+    text = (
+        "repeats: 3\nscheduler: {type: asha}\nparams:\n  ratio: {type: float, low: 4, high: 32}\n"
+    )
+    with pytest.raises(SpaceError, match="repeats: 3 repeats with scheduler asha"):
+        load_space(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    "section, problem",
+    [
+        ("model:\n  head: conv\n", "head must be one of dense, gap"),
+        ("train:\n  freq_masks: -1\n", "freq_masks"),
+        ("train:\n  mixup_alpha: -0.5\n", "mixup_alpha"),
+        ("params:\n  head: {type: categorical, choices: [dense, mlp]}\n", "head"),
+    ],
+)
+def test_new_dimensions_are_validated_like_the_rest(tmp_path, section, problem):
+    params = (
+        ""
+        if section.startswith("params")
+        else "params:\n  ratio: {type: float, low: 4, high: 32}\n"
+    )
+    with pytest.raises(SpaceError, match=problem):
+        load_space(write(tmp_path, section + params))
+
+
+def test_augmentation_dimensions_reach_the_training_config():
+    space = load_space(SPACES / "augment.yaml")
+    model, train = space.configs_for(
+        {"head": "gap", "freq_masks": 2, "time_masks": 0, "mixup_alpha": 0.2}
+    )
+    assert model.head == "gap" and (model.ratio, model.channels[0]) == (16, 32)
+    assert (train.freq_masks, train.freq_width, train.time_masks, train.mixup_alpha) == (
+        2,
+        27,
+        0,
+        0.2,
+    )

@@ -21,6 +21,11 @@ class TrainConfig:
     torch_threads: int = 0  # CPU threads per worker; 0 = as many as the CPUs it reserves
     gpus_per_worker: float = 1.0  # fractions let several one-worker trials share a GPU
     max_train_segments: int = 0  # 0 = all; > 0 subsamples the train split (smoke tests)
+    freq_masks: int = 0  # SpecAugment (Park et al. 2019) frequency masks per segment
+    freq_width: int = 0  # widest frequency mask (bins)
+    time_masks: int = 0  # SpecAugment time masks per segment
+    time_width: int = 0  # widest time mask (frames)
+    mixup_alpha: float = 0.0  # mixup (Zhang et al. 2018) Beta(alpha, alpha); 0 = off
     eval_batch_size: int = 0  # 0 = 256 (1024 took 4 GiB per conv-1 activation on an H100)
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPUs)
     channels_last: bool = True  # NHWC activations on CUDA (ignored on CPUs)
@@ -38,6 +43,11 @@ class TrainConfig:
             "torch_threads": self.torch_threads >= 0,
             "gpus_per_worker": self.gpus_per_worker > 0,
             "max_train_segments": self.max_train_segments >= 0,
+            "freq_masks": self.freq_masks >= 0,
+            "freq_width": self.freq_width >= 0,
+            "time_masks": self.time_masks >= 0,
+            "time_width": self.time_width >= 0,
+            "mixup_alpha": self.mixup_alpha >= 0,
             "eval_batch_size": self.eval_batch_size >= 0,
             "compile": self.compile in COMPILE_MODES,
         }

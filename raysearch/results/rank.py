@@ -1,0 +1,178 @@
+"""Ranking: one row per trial, and one row per configuration with its seed noise.
+
+A trial row holds its searched parameters, the network it built (channels, SE widths), its seed,
+the space's metric (what Optuna saw: the trial's last report of it), the validation and test
+accuracies, and a pointer to its checkpoint. Rows are ranked by exactly the space's metric and
+mode, no fallback: a trial without it (stopped before its first report) ranks last.
+
+With repeats, a configuration row aggregates its seeds: n, mean, standard deviation and the
+half-width of a 95 % confidence interval of the mean (Student's t with n - 1 degrees of
+freedom) for the metric and the test accuracies, ranked by the mean of the metric. Test
+numbers never rank anything.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from raysearch.model import SECNN, ModelConfig, count_parameters, reduced_width
+from raysearch.results.records import TrialRecord
+from raysearch.space import SearchSpace
+
+ACCURACIES = ["best_val_acc", "test_acc", "test_track_acc"]
+
+
+def cell(value):
+    """A parameter value as a leaderboard cell: lists as ``a,b,c`` (``none`` when empty)."""
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) if value else "none"
+    return value
+
+
+def se_widths(model: ModelConfig) -> str:
+    """The SE bottleneck width of each block, ``-`` where a block has no SE block."""
+    return ",".join(
+        str(reduced_width(c, model.ratio)) if i + 1 in model.se_blocks else "-"
+        for i, c in enumerate(model.channels)
+    )
+
+
+def metric_columns(space: SearchSpace) -> list[str]:
+    return [space.metric] + [c for c in ACCURACIES if c != space.metric]
+
+
+def trial_frame(
+    space: SearchSpace, records: list[TrialRecord], meta: dict | None = None
+) -> pd.DataFrame:
+    """One row per trial, ranked by the space's metric."""
+    meta = meta or {}
+    rows, counts = [], {}
+    for record in records:
+        result = record.last_result or {}
+        config = {k: v for k, v in record.config.items() if k in space.param_names}
+        repeat = int(record.config.get("__trial_index__", 0))
+        try:
+            model, train = space.configs_for(config, repeat) if config else (None, None)
+        except (ValueError, TypeError):
+            model, train = None, None
+        row = {"trial_id": record.trial_id, "status": record.status}
+        for param in space.params:
+            row[param.name] = cell(param.decode(config.get(param.name)))
+        row["channels_used"] = cell(list(model.channels)) if model else ""
+        row["se_widths"] = se_widths(model) if model else ""
+        row["seed"] = train.seed if train else repeat
+        for column in metric_columns(space):
+            row[column] = result.get(column, np.nan)
+        row["epochs_run"] = result.get("epochs_run", result.get("epoch", 0))
+        row["n_params"] = result.get("n_params") or (
+            _parameter_count(model, counts) if model else np.nan
+        )
+        row["wall_s"] = round(float(result.get("time_total_s", np.nan)), 1)
+        row["reused_from"] = result.get("reused_from", "")
+        row["features"] = meta.get("features", "")
+        row["split_level"] = meta.get("split_level", "")
+        row["checkpoint"] = record.checkpoint
+        rows.append(row)
+    columns = [
+        "rank",
+        "trial_id",
+        "status",
+        *space.param_names,
+        "channels_used",
+        "se_widths",
+        "seed",
+        *metric_columns(space),
+        "epochs_run",
+        "n_params",
+        "wall_s",
+        "reused_from",
+        "features",
+        "split_level",
+        "checkpoint",
+    ]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame = frame.sort_values(
+        [space.metric, "trial_id"],
+        ascending=[space.mode == "min", True],
+        na_position="last",
+        kind="stable",
+    ).reset_index(drop=True)
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame[columns]
+
+
+def _parameter_count(model: ModelConfig, cache: dict) -> int:
+    key = (model.channels, model.ratio, model.se_blocks, model.input_shape, model.head)
+    if key not in cache:
+        cache[key] = count_parameters(SECNN(model))
+    return cache[key]
+
+
+def interval(values) -> tuple[float, float, float]:
+    """(mean, standard deviation, half-width of the 95 % t interval); NaN where undefined."""
+    values = np.asarray([v for v in values if not _missing(v)], dtype=float)
+    if len(values) == 0:
+        return math.nan, math.nan, math.nan
+    if len(values) == 1:
+        return float(values[0]), math.nan, math.nan
+    from scipy import stats
+
+    std = float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.975, len(values) - 1) * std / math.sqrt(len(values)))
+    return float(values.mean()), std, half
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def config_key(space: SearchSpace) -> list[str]:
+    """The columns that identify a configuration (its parameters; not its seed)."""
+    return list(space.param_names) or ["channels_used"]
+
+
+def config_frame(space: SearchSpace, trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration: seeds, mean / std / 95 % interval, ranked by the mean metric.
+
+    ``checkpoint`` and ``best_seed`` are those of the configuration's seed with the best
+    metric (selected on validation, like everything else here)."""
+    if trials.empty:
+        return pd.DataFrame()
+    key = config_key(space)
+    rows = []
+    for values, group in trials.groupby(key, sort=False, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        done = group[group["status"] == "completed"]
+        row = dict(zip(key, values, strict=True))
+        row.update(
+            status=f"{len(done)}/{len(group)} seeds completed",
+            channels_used=group["channels_used"].iloc[0],
+            se_widths=group["se_widths"].iloc[0],
+            n_seeds=len(done),
+        )
+        for column in metric_columns(space):
+            mean, std, half = interval(done[column]) if len(done) else (np.nan,) * 3
+            row.update({f"{column}_mean": mean, f"{column}_std": std, f"{column}_ci95": half})
+        ranked = done.sort_values(space.metric, ascending=space.mode == "min")
+        best = ranked.iloc[0] if len(ranked) else group.iloc[0]
+        row.update(
+            epochs_run_mean=float(done["epochs_run"].mean()) if len(done) else np.nan,
+            n_params=group["n_params"].iloc[0],
+            best_seed=best["seed"],
+            checkpoint=best["checkpoint"],
+            trial_ids=",".join(group["trial_id"]),
+            features=group["features"].iloc[0],
+            split_level=group["split_level"].iloc[0],
+        )
+        rows.append(row)
+    frame = pd.DataFrame(rows).sort_values(
+        f"{space.metric}_mean", ascending=space.mode == "min", na_position="last", kind="stable"
+    )
+    frame = frame.reset_index(drop=True)
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame
