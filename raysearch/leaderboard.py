@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 
+from raysearch.cli import program  # noqa: E402
 from raysearch.results.records import load_experiment, records_from_experiment
 from raysearch.results.write import write_results
 from raysearch.space import SpaceError
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     from raysearch.storage import normalize
 
     parser = argparse.ArgumentParser(
-        prog="python -m raysearch.leaderboard",
+        prog=program("leaderboard"),
         description="Rebuild results/leaderboard.csv, leaderboard.md, the report's tables and "
         "the plots from a Tune experiment folder (finished or interrupted).",
     )

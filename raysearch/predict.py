@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from raysearch.cli import program  # noqa: E402
 from raysearch.data.spectrogram import SpectrogramConfig, load_audio, segment_clip
 
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from raysearch.training.checkpoint import load_checkpoint
 
     parser = argparse.ArgumentParser(
-        prog="python -m raysearch.predict",
+        prog=program("predict"),
         description="Classify audio files with a trained SE-CNN checkpoint (a run folder's "
         "checkpoint/ or its model.pt); prints the top genres with probabilities per file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from raysearch.cli import program  # noqa: E402
 from raysearch.data.discover import DataError
 from raysearch.data.spectrogram import SpectrogramConfig
 from raysearch.data.split import SEGMENT_SPLIT_WARNING, SplitError, SplitSpec
@@ -29,7 +30,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m raysearch.prepare",
+        prog=program("prepare"),
         description="Turn GTZAN (or the synthetic mini-GTZAN) into Parquet spectrogram shards: "
         "mono 22,050 Hz, STFT 1024 / hop 512, magnitude in dB (or log-mel with --features "
         "mel), 19 segments of 3 s per 30 s clip, split by track (by segment with --split "

@@ -243,9 +243,32 @@ def scale_width(channels: int, width: float) -> int:
     return max(4, int(round(channels * width / 4)) * 4)
 
 
+PACKAGED = Path(__file__).resolve().parent / "search_spaces"
+
+
+def packaged_spaces() -> list[str]:
+    """Names of the spaces shipped in the package (``raysearch/search_spaces/*.yaml``)."""
+    return sorted(p.stem for p in PACKAGED.glob("*.yaml"))
+
+
+def find_space(name_or_path: str | Path) -> Path:
+    """A space file: the path itself when it exists, else the packaged space of that name
+    (``ratio`` or ``ratio.yaml``)."""
+    path = Path(name_or_path)
+    if path.exists() or path.parent != Path("."):
+        return path
+    packaged = PACKAGED / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if packaged.exists():
+        return packaged
+    raise SpaceError(
+        f"{name_or_path}: no such file, and no packaged space of that name "
+        f"(packaged: {', '.join(packaged_spaces())})"
+    )
+
+
 def load_space(path: str | Path) -> SearchSpace:
-    """Read and validate a search-space YAML file."""
-    path = Path(path)
+    """Read and validate a search-space YAML file (a path, or a packaged space's name)."""
+    path = find_space(path)
     where = str(path)
     try:
         text = path.read_text()

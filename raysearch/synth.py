@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from raysearch.cli import program  # noqa: E402
 from raysearch.data import GENRES
 
 DEFAULT_CLIPS_PER_GENRE = 20
@@ -1136,7 +1137,7 @@ def generate(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m raysearch.synth",
+        prog=program("synth"),
         description=(
             "Generate the synthetic mini-GTZAN: real 16-bit mono WAV files at 22,050 Hz in GTZAN's "
             "layout (DIR/genres_original/<genre>/<genre>.NNNNN.wav, ten genres) plus "

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from raysearch.cli import program  # noqa: E402
 from raysearch.data.discover import DataError
 from raysearch.model import ModelConfig, ModelConfigError
 from raysearch.storage import normalize
@@ -22,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     from raysearch.runtime import add_ray_arguments
 
     parser = argparse.ArgumentParser(
-        prog="python -m raysearch.train",
+        prog=program("train"),
         description="Train one SE-CNN configuration with Ray Train and write a run folder "
         "(metrics.csv, summary.json, checkpoint/, accuracy.png, loss.png, confusion.png).",
     )
@@ -109,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         model, config = configs_from_args(args)
-        init_ray(args.address, args.num_cpus)
-        shards = normalize(args.shards) if args.shards else default_shards()
+        if args.shards:
+            init_ray(args.address, args.num_cpus)
+            shards = normalize(args.shards)
+        else:
+            shards = default_shards(args.address, args.num_cpus)
         final = run(shards, sized_like(model, shards), config, args.out)
     except (DataError, ModelConfigError, GpuUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -125,12 +129,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def default_shards() -> str:
-    """Prepare (or reuse) the synthetic default's shards; returns their folder."""
+def default_shards(
+    address: str | None = None, num_cpus: int | None = None, prepare_args: tuple = ()
+) -> str:
+    """Prepare (or reuse) the synthetic default's shards on the Ray cluster at ``address`` (or
+    a local one with ``num_cpus``); returns their folder. The clips are generated before Ray
+    starts: the generator's process pool never forks a process holding Ray's connections."""
     from raysearch.prepare import build_parser as prepare_parser
     from raysearch.prepare import ensure_shards
 
-    return ensure_shards(prepare_parser().parse_args([])).out
+    argv = (["--address", address] if address else []) + (
+        ["--num-cpus", str(num_cpus)] if num_cpus else []
+    )
+    argv += list(prepare_args)  # a profile's synthetic set and features
+    return ensure_shards(prepare_parser().parse_args(argv)).out
 
 
 if __name__ == "__main__":

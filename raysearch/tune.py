@@ -30,14 +30,17 @@ import os
 import sys
 import time
 
+from raysearch.cli import program  # noqa: E402
 from raysearch.cluster import HEAD_NODE_RESOURCE, GpuUnavailable
 from raysearch.data.discover import DataError
 from raysearch.model import ModelConfig
+from raysearch.profiles import PROFILES
 from raysearch.results.callback import LeaderboardCallback
 from raysearch.results.records import records_from_experiment
 from raysearch.results.write import write_results
-from raysearch.space import SearchSpace, SpaceError, load_space
+from raysearch.space import SearchSpace, SpaceError, load_space, packaged_spaces
 from raysearch.storage import exists, is_uri, join, normalize
+from raysearch.tracking import mlflow_callback, optuna_storage
 
 DEFAULT_STORAGE = "~/ray_results/raysearch"
 TRIAL_DRIVER_MEMORY = 256 * 1024**2  # bytes reserved by a worker-group trial's driver function
@@ -115,8 +118,9 @@ def concurrency_for(space: SearchSpace, cpus: float, gpus: float = 0.0) -> int:
     return max(1, fit)
 
 
-def build_searcher(space: SearchSpace):
-    """OptunaSearch with the space's sampler (seeded), wrapped in a Repeater for repeats."""
+def build_searcher(space: SearchSpace, storage=None):
+    """OptunaSearch with the space's sampler (seeded) and its study in ``storage`` (in memory
+    when None), wrapped in a Repeater for repeats."""
     import optuna
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
@@ -137,6 +141,8 @@ def build_searcher(space: SearchSpace):
         mode=space.mode,
         sampler=samplers[space.sampler](),
         points_to_evaluate=[dict(p) for p in space.initial_points] or None,
+        study_name=space.name,
+        storage=storage,
     )
     if space.repeats > 1:
         searcher = Repeater(searcher, repeat=space.repeats, set_index=True)
@@ -168,6 +174,7 @@ def run_search(
     use_gpu: bool | None = None,
     worker_group: bool = False,
     time_budget_s: float | None = None,
+    mlflow_uri: str | None = None,
 ):
     """Run (or resume) the search; returns Tune's ResultGrid. Writes ``results_dir``.
 
@@ -221,7 +228,13 @@ def run_search(
     }
     if meta["split_level"] == "segment":
         print(f"warning: {shards} is split by segment: {SEGMENT_SPLIT_WARNING}", flush=True)
-    callback = LeaderboardCallback(space, results_dir, experiment, meta)
+    callbacks = [LeaderboardCallback(space, results_dir, experiment, meta)]
+    if mlflow_uri:
+        callbacks.append(mlflow_callback(mlflow_uri, space.name))
+    if not is_uri(experiment):
+        os.makedirs(experiment, exist_ok=True)
+    study_storage, journal = optuna_storage(experiment)
+    print(f"Optuna study '{space.name}': optuna-dashboard {journal}", flush=True)
     if resume:
         if not tune.Tuner.can_restore(experiment):
             raise SpaceError(f"{experiment}: no experiment to resume here")
@@ -237,7 +250,7 @@ def run_search(
             tune_config=tune.TuneConfig(
                 metric=space.metric,
                 mode=space.mode,
-                search_alg=build_searcher(space),
+                search_alg=build_searcher(space, study_storage),
                 scheduler=build_scheduler(space),
                 num_samples=space.total_runs,
                 max_concurrent_trials=concurrency,
@@ -249,8 +262,11 @@ def run_search(
                 name=space.name,
                 storage_path=storage,
                 failure_config=tune.FailureConfig(max_failures=space.max_failures),
-                callbacks=[callback],
+                callbacks=callbacks,
                 verbose=verbose,
+                progress_reporter=progress_reporter(space),
+                # each trial keeps its latest checkpoint: model.pt holds its best weights
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
     results = tuner.fit()
@@ -260,15 +276,47 @@ def run_search(
     return results
 
 
+def progress_reporter(space: SearchSpace):
+    """Tune's live table: the searched parameters, the epoch, validation accuracy and speed."""
+    from ray import tune
+
+    # Ray 2.60's default output ignores a reporter and shows the first four reported numbers
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    return tune.CLIReporter(
+        parameter_columns=space.param_names,
+        metric_columns={
+            "epoch": "epoch",
+            "train_loss": "train loss",
+            "val_acc": "val acc",
+            space.metric: space.metric.replace("_", " "),
+            "segments_per_s": "segments/s",
+        },
+        sort_by_metric=True,  # by TuneConfig's metric and mode
+        max_report_frequency=30,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m raysearch.tune",
+        prog=program("tune"),
         description="Search SE-CNN hyperparameters with Ray Tune + Optuna from a YAML "
         "search-space file, then write results/leaderboard.csv, results/leaderboard.md and "
         "the report's tables. Without --shards, prepares the synthetic mini-GTZAN first.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--space", required=True, help="search-space YAML (search_spaces/)")
+    parser.add_argument(
+        "--space",
+        default=None,
+        help="search-space YAML file, or the name of a packaged space "
+        f"({', '.join(packaged_spaces())}); on --resume, optional",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="size the embedded default and the search for a machine: "
+        + "; ".join(f"{name}: {p.summary}" for name, p in PROFILES.items())
+        + " (default: none, the space as written)",
+    )
     parser.add_argument(
         "--shards",
         default=None,
@@ -296,17 +344,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help="where Tune keeps the experiment (path, shared mount or s3:// "
-        "URI; on a multi-node cluster it must be shared)",
+        help="where Tune keeps the experiment (path, shared mount or s3:// URI; on a "
+        "multi-node cluster it must be shared) (default: %(default)s)",
     )
     parser.add_argument("--name", default=None, help="experiment name (default: the space's)")
     parser.add_argument(
-        "--resume", action="store_true", help="continue the interrupted experiment of this name"
+        "--resume",
+        action="store_true",
+        help="continue the interrupted experiment of this name, with the space it started with",
     )
     parser.add_argument(
         "--results",
         default="results",
-        help="folder for leaderboard.csv, leaderboard.md, tables and plots",
+        help="folder for leaderboard.csv, leaderboard.md, tables and plots (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mlflow",
+        default=None,
+        metavar="URI",
+        help="also log every trial to this MLflow tracking URI (file:PATH, sqlite:///PATH, "
+        "http://HOST:PORT): parameters, per-epoch metrics, its folder with the checkpoint",
     )
     parser.add_argument(
         "--address",
@@ -330,6 +387,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def search_space_for(args: argparse.Namespace, storage: str) -> SearchSpace:
+    """The space to run: the file's (with --trials/--epochs/--repeats/--name), or on --resume
+    the one the experiment started with, saved beside it. A resumed search never silently
+    changes: a different --space file or any override is an error."""
+    from raysearch.results.records import load_experiment
+
+    if not args.resume:
+        if not args.space:
+            raise SpaceError("--space is required (a file or a packaged space's name)")
+        space = load_space(args.space)
+        if args.profile:
+            space = PROFILES[args.profile].apply(space, args.trials)
+        space = space.with_overrides(args.trials, args.epochs, args.repeats)
+        return space.renamed(args.name) if args.name else space
+    for flag in ("trials", "epochs", "repeats"):
+        if getattr(args, flag) is not None:
+            raise SpaceError(
+                f"--{flag} cannot change on --resume: the experiment keeps the space it "
+                "started with (start another with --name to change it)"
+            )
+    given = None
+    if args.space:
+        given = load_space(args.space)
+        if args.profile:
+            given = PROFILES[args.profile].apply(given)
+    name = args.name or (given.name if given else None)
+    if not name:
+        raise SpaceError("--resume needs --name or --space to find the experiment")
+    experiment = join(storage, name)
+    try:
+        saved, _ = load_experiment(experiment)
+    except (OSError, FileNotFoundError, ValueError) as exc:
+        raise SpaceError(f"{experiment}: no raysearch experiment to resume ({exc})") from exc
+    if given is not None:
+        given = given.renamed(name) if given.name != name else given
+        if given.raw != saved.raw:
+            differing = sorted(
+                k for k in set(given.raw) | set(saved.raw) if given.raw.get(k) != saved.raw.get(k)
+            )
+            raise SpaceError(
+                f"--space {args.space} differs from the space {name} started with "
+                f"(keys: {', '.join(differing)}); --resume uses the saved one: drop --space, "
+                "or start another search with --name"
+            )
+    return saved
+
+
 def main(argv: list[str] | None = None) -> int:
     from raysearch.runtime import init_ray
 
@@ -339,26 +443,39 @@ def main(argv: list[str] | None = None) -> int:
     # 10 s or more), so a driver killed right after a trial finished does not re-run it.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     try:
-        space = load_space(args.space).with_overrides(args.trials, args.epochs, args.repeats)
-        if args.name:
-            space = space.renamed(args.name)
-        init_ray(args.address, args.num_cpus)
+        storage = normalize(args.storage)
+        space = search_space_for(args, storage)
+        if args.shards and args.profile:
+            raise SpaceError("--profile sizes the synthetic default: give it without --shards")
         if args.shards:
+            init_ray(args.address, args.num_cpus)
             shards = normalize(args.shards)
         else:
             from raysearch.train import default_shards
 
-            shards = default_shards()
-        storage = normalize(args.storage)
+            # the synthetic set is generated before Ray starts (its process pool never forks
+            # a process that holds Ray's connections), then prepared on Ray
+            profile = PROFILES[args.profile] if args.profile else None
+            shards = default_shards(
+                args.address, args.num_cpus, profile.prepare_args if profile else ()
+            )
         if not is_uri(storage):
             os.makedirs(storage, exist_ok=True)
         print(
             f"search '{space.name}': {space.trials} configuration(s) x {space.repeats} "
-            f"repeat(s), sampler {space.sampler}, scheduler {space.scheduler.type}; "
+            f"seed(s), sampler {space.sampler}, scheduler {space.scheduler.type}; "
             f"shards {shards}; storage {join(storage, space.name)}",
             flush=True,
         )
-        run_search(space, shards, storage, args.results, resume=args.resume, use_gpu=args.use_gpu)
+        run_search(
+            space,
+            shards,
+            storage,
+            args.results,
+            resume=args.resume,
+            use_gpu=args.use_gpu,
+            mlflow_uri=args.mlflow,
+        )
     except (SpaceError, DataError, GpuUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ LEADERBOARD_COLUMNS = [
     "status",
     "ratio",
     "channels_used",
+    "se_widths",
     "seed",
     "best_val_acc",
     "test_acc",
@@ -31,7 +32,22 @@ LEADERBOARD_COLUMNS = [
     "epochs_run",
     "n_params",
     "wall_s",
+    "reused_from",
+    "features",
+    "split_level",
+    "checkpoint",
 ]
+
+
+def study_trials(storage: Path, name: str) -> list:
+    """The finished trials of the Optuna study a search persisted beside its experiment."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = JournalStorage(JournalFileBackend(str(storage / name / "optuna.journal")))
+    study = optuna.load_study(study_name=name, storage=journal)
+    return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +55,15 @@ def smoke_run(ray_session, tiny_shards, tmp_path_factory):
     storage = tmp_path_factory.mktemp("storage")
     results = tmp_path_factory.mktemp("results")
     space = load_space(SPACES / "smoke.yaml")
-    run_search(space, tiny_shards, str(storage), str(results), verbose=0)
-    return space, storage, results
+    mlruns = tmp_path_factory.mktemp("mlruns")
+    run_search(
+        space, tiny_shards, str(storage), str(results), verbose=0, mlflow_uri=f"file:{mlruns}"
+    )
+    return space, storage, results, mlruns
 
 
 def test_smoke_search_writes_a_full_leaderboard(smoke_run):
-    space, _, results = smoke_run
+    space, _, results, _ = smoke_run
     board = pd.read_csv(results / "leaderboard.csv")
     assert list(board.columns) == LEADERBOARD_COLUMNS
     assert len(board) == space.trials == 3
@@ -58,18 +77,18 @@ def test_smoke_search_writes_a_full_leaderboard(smoke_run):
 
 
 def test_smoke_search_writes_markdown_table_and_plots(smoke_run):
-    _, _, results = smoke_run
+    _, _, results, _ = smoke_run
     text = (results / "leaderboard.md").read_text()
     assert "## Top 10" in text and "python -m raysearch.train" in text
     table = pd.read_csv(results / "table_5_2_ratio.csv")
-    assert table["runs"].sum() == 3
+    assert table["seeds"].sum() == 3
     assert (results / "optimization_history.png").stat().st_size > 1000
     assert (results / "ratio_vs_accuracy.png").stat().st_size > 1000
     assert not list(results.glob(".*tmp"))  # atomic writes leave no temporary files
 
 
 def test_leaderboard_cli_rebuilds_the_same_board(smoke_run, tmp_path):
-    space, storage, results = smoke_run
+    space, storage, results, _ = smoke_run
     done = subprocess.run(
         [
             sys.executable,
@@ -86,10 +105,44 @@ def test_leaderboard_cli_rebuilds_the_same_board(smoke_run, tmp_path):
     again = pd.read_csv(tmp_path / "leaderboard.csv")
     first = pd.read_csv(results / "leaderboard.csv")
     pd.testing.assert_frame_equal(again.drop(columns="wall_s"), first.drop(columns="wall_s"))
+    assert "--shards" in (tmp_path / "leaderboard.md").read_text()  # kept in the experiment
+
+
+def test_the_optuna_study_is_persisted_beside_the_experiment(smoke_run):
+    space, storage, results, _ = smoke_run
+    trials = study_trials(storage, space.name)
+    assert len(trials) == space.trials
+    board = pd.read_csv(results / "leaderboard.csv")
+    assert sorted(t.value for t in trials) == sorted(board["best_val_acc"])
+    assert sorted(t.params["ratio"] for t in trials) == sorted(board["ratio"])
+
+
+def test_mlflow_gets_every_trial_with_params_metrics_and_checkpoint(smoke_run):
+    from mlflow.tracking import MlflowClient
+
+    space, _, results, mlruns = smoke_run
+    client = MlflowClient(f"file:{mlruns}")
+    experiment = client.get_experiment_by_name(space.name)
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == space.trials
+    board = pd.read_csv(results / "leaderboard.csv")
+    assert sorted(float(r.data.params["ratio"]) for r in runs) == sorted(board["ratio"])
+    for run in runs:
+        history = client.get_metric_history(run.info.run_id, "val_acc")
+        assert len(history) == 2  # one value per epoch
+        files = _artifacts(client, run.info.run_id)
+        assert any(f.endswith("model.pt") for f in files), files
+
+
+def _artifacts(client, run_id: str, path: str = "") -> list[str]:
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        found += _artifacts(client, run_id, item.path) if item.is_dir else [item.path]
+    return found
 
 
 def test_existing_experiment_needs_resume(smoke_run, tiny_shards, tmp_path):
-    space, storage, _ = smoke_run
+    space, storage, _, _ = smoke_run
     with pytest.raises(SpaceError, match="pass --resume"):
         run_search(space, tiny_shards, str(storage), str(tmp_path))
 
@@ -157,3 +210,83 @@ def test_resume_after_sigkill_finishes_exactly_n_trials(ray_session, tiny_shards
         assert board.loc[trial_id, "ratio"] == row["ratio"]
         assert board.loc[trial_id, "best_val_acc"] == row["best_val_acc"]
         assert board.loc[trial_id, "wall_s"] == row["wall_s"]
+    assert len(study_trials(storage, "resume")) == 4  # the study went on with the search
+
+    changed = subprocess.run(
+        command + ["--resume", "--trials", "5"], capture_output=True, text=True, timeout=120
+    )
+    assert changed.returncode == 2
+    assert changed.stderr.strip() == (
+        "error: --trials cannot change on --resume: the experiment keeps the space it started "
+        "with (start another with --name to change it)"
+    )
+
+
+def test_gpu_where_none_exists_stops_before_any_trial(ray_session, tiny_shards, tmp_path):
+    address = ray_session.get_runtime_context().gcs_address
+    started = time.time()
+    done = subprocess.run(
+        [sys.executable, "-m", "raysearch.tune", "--space", "smoke", "--gpu", "--shards",
+         tiny_shards, "--storage", str(tmp_path), "--address", address],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: --gpu: this Ray cluster has no GPU and cannot launch one")
+    assert not list(tmp_path.glob("smoke/run_trial_*")), "a trial started"
+    assert time.time() - started < 120
+
+
+def test_a_killed_trial_is_retried_from_its_last_checkpoint(ray_session, tiny_shards, tmp_path):
+    """SIGKILL the trial's process after its first epoch: Tune retries it, and the retry goes
+    on from the checkpoint the first epoch left instead of starting at epoch 1 again."""
+    import json
+
+    space_file = tmp_path / "retry.yaml"
+    space_file.write_text(
+        (SPACES / "smoke.yaml")
+        .read_text()
+        .replace("name: smoke", "name: retry")
+        .replace("trials: 3", "trials: 1")
+        .replace("epochs: 2", "epochs: 5")
+        .replace("max_train_segments: 64", "max_train_segments: 240")
+    )
+    storage = tmp_path / "storage"
+    address = ray_session.get_runtime_context().gcs_address
+    log = open(tmp_path / "retry.log", "w")
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "raysearch.tune", "--space", str(space_file), "--shards",
+         tiny_shards, "--storage", str(storage), "--results", str(tmp_path / "results"),
+         "--address", address],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline, killed = time.time() + 240, False
+    while time.time() < deadline and driver.poll() is None and not killed:
+        time.sleep(0.2)
+        reports = [json.loads(line) for f in storage.glob("retry/*/result.json")
+                   for line in f.read_text().splitlines() if line.strip()]  # fmt: skip
+        if reports and reports[-1]["epoch"] >= 1 and list(storage.glob("retry/*/checkpoint_*")):
+            killed = _kill_trial_processes() > 0
+    assert killed, (tmp_path / "retry.log").read_text()[-3000:]
+    assert driver.wait(timeout=300) == 0, (tmp_path / "retry.log").read_text()[-3000:]
+    (result,) = storage.glob("retry/*/result.json")
+    epochs = [json.loads(line)["epoch"] for line in result.read_text().splitlines() if line]
+    assert epochs.count(1) == 1, epochs  # the retry did not start over
+    assert epochs[-1] == 5
+    board = pd.read_csv(tmp_path / "results" / "leaderboard.csv")
+    assert list(board["status"]) == ["completed"] and board.loc[0, "epochs_run"] == 5
+
+
+def _kill_trial_processes() -> int:
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.startswith("ray::ImplicitFunc"):
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed += 1
+    return killed

@@ -13,16 +13,18 @@ it evaluates the test split with the best weights.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from raysearch.model import SECNN, ModelConfig, count_parameters
-from raysearch.training.checkpoint import save_checkpoint
+from raysearch.training.augment import Augmenter, mixup_loss
+from raysearch.training.checkpoint import CHECKPOINT_FILE, save_checkpoint
 from raysearch.training.config import TrainConfig
 from raysearch.training.data import SplitArrays
 from raysearch.training.evaluate import EvalSplit, autocast, evaluate, model_input
@@ -31,6 +33,7 @@ from raysearch.training.feeds import DeviceBatches
 # report(metrics, checkpoint_dir): one call per epoch; checkpoint_dir (a folder holding
 # model.pt, or None) may be moved or deleted by the reporter once the call returns
 Reporter = Callable[[dict, str | None], None]
+RESUME_FILE = "resume.pt"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,45 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
+@dataclass
+class Progress:
+    """Where a run stands after an epoch: everything a resumed run needs besides the weights."""
+
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_val_acc: float = -1.0
+    best_epoch: int = 0
+    best_state: dict | None = None  # best-by-validation-accuracy weights
+    best_loss: float = math.inf  # lowest validation loss, for early stopping
+    since_best_loss: int = 0
+    first_batch_loss: float | None = None
+
+
+def save_resume_state(folder: str, model, optimizer, progress: Progress, augment_rng) -> None:
+    """``resume.pt`` beside ``model.pt``: the last epoch's weights, optimizer, progress and
+    random generators' states."""
+    state = {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "progress": {k: v for k, v in vars(progress).items() if k != "best_state"},
+        "torch_rng": torch.get_rng_state(),
+        "augment_rng": augment_rng.get_state(),
+    }
+    torch.save(state, os.path.join(folder, RESUME_FILE))
+
+
+def load_resume_state(folder: str, model, optimizer, device, augment_rng) -> Progress:
+    """The run saved in ``folder`` (a checkpoint of this loop), loaded into model, optimizer
+    and generators."""
+    state = torch.load(os.path.join(folder, RESUME_FILE), map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    augment_rng.set_state(state["augment_rng"])
+    best = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location=device, weights_only=True)
+    return Progress(**state["progress"], best_state=best["state_dict"])
+
+
 def fit(
     model_config: ModelConfig,
     config: TrainConfig,
@@ -68,9 +110,11 @@ def fit(
     report: Reporter,
     placement: Placement,
     spectrogram: dict | None = None,
+    resume_from: str | None = None,
 ) -> dict:
     """Train one configuration; returns rank 0's final metrics (with ``history``), or ``{}``
-    on the other ranks."""
+    on the other ranks. ``resume_from``: a checkpoint folder this loop wrote; training goes on
+    after its epoch with its weights, optimizer state and early-stopping state."""
     device, rank, world = placement.device, placement.rank, placement.world
     started = time.time()
     seed_everything(config.seed)
@@ -86,15 +130,21 @@ def fit(
     channels_last = on_gpu and config.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(
+        bare.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=on_gpu or None
+    )
+    progress = Progress()
+    augment_rng = torch.Generator(device=device).manual_seed(config.seed + 7919 * rank)
+    if resume_from:
+        progress = load_resume_state(resume_from, bare, optimizer, device, augment_rng)
+        if rank == 0:
+            print(f"resuming after epoch {progress.epoch} from {resume_from}", flush=True)
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if on_gpu else None
         )
     if config.compile != "off":
         model = torch.compile(model, mode=config.compile)
-    optimizer = torch.optim.Adam(
-        bare.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=on_gpu or None
-    )
     train = DeviceBatches(
         splits["train"],
         config.batch_size,
@@ -105,20 +155,19 @@ def fit(
         limit=config.max_train_segments,
         drop_last=config.compile != "off",
     )
+    # masks and mixup draw from their own seeded generator on the device (resumed with the run)
+    augment = Augmenter(config, model_config.input_mean, device, augment_rng)
     eval_batch = config.eval_batch_size or 256
     val = EvalSplit(splits["val"], device) if rank == 0 else None
 
-    history: list[dict] = []
-    best = {"val_acc": -1.0, "epoch": 0, "state": None}
-    best_loss, since_best_loss = math.inf, 0
-    first_batch_loss = None
-    for epoch in range(1, config.epochs + 1):
+    first_batch_loss = progress.first_batch_loss
+    for epoch in range(progress.epoch + 1, config.epochs + 1):
         epoch_start = time.time()
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
         for x, y in train.epoch(epoch):
-            loss, logits = train_step(model, optimizer, x, y, config.amp, channels_last)
+            loss, logits = train_step(model, optimizer, x, y, config.amp, channels_last, augment)
             if first_batch_loss is None:
                 first_batch_loss = loss.clone()
             loss_sum += loss * len(y)
@@ -127,6 +176,7 @@ def fit(
         if world > 1:
             torch.distributed.all_reduce(sums)
         loss_total, correct_total = sums.tolist()  # the epoch's one device → host read
+        first_batch_loss = float(first_batch_loss)
         count = len(train) * world
         train_seconds = time.time() - epoch_start
         metrics = {
@@ -135,7 +185,7 @@ def fit(
             "train_acc": correct_total / max(count, 1),
             "train_segments": count,
             "segments_per_s": count / max(train_seconds, 1e-9),
-            "first_batch_loss": float(first_batch_loss),
+            "first_batch_loss": first_batch_loss,
             "node_id": placement.node_id,
             "device": device_name(device),
             "gpus_assigned": placement.gpus_assigned,
@@ -149,27 +199,29 @@ def fit(
                 val_acc=result["segment_acc"],
                 val_track_acc=result["track_acc"],
             )
-            if result["segment_acc"] > best["val_acc"]:
-                state = {k: v.detach().clone() for k, v in bare.state_dict().items()}
-                best.update(val_acc=result["segment_acc"], epoch=epoch, state=state)
-                checkpoint_dir = save_checkpoint(
-                    state, model_config, config.to_dict(), spectrogram or {}, epoch, metrics
-                )
-            if result["loss"] < best_loss - 1e-6:
-                best_loss, since_best_loss = result["loss"], 0
+            if result["segment_acc"] > progress.best_val_acc:
+                progress.best_val_acc, progress.best_epoch = result["segment_acc"], epoch
+                progress.best_state = {k: v.detach().clone() for k, v in bare.state_dict().items()}
+            if result["loss"] < progress.best_loss - 1e-6:
+                progress.best_loss, progress.since_best_loss = result["loss"], 0
             else:
-                since_best_loss += 1
-            if config.patience and since_best_loss >= config.patience:
+                progress.since_best_loss += 1
+            if config.patience and progress.since_best_loss >= config.patience:
                 stop[0] = 1
-            metrics.update(best_val_acc=best["val_acc"], best_epoch=best["epoch"])
+            metrics.update(
+                best_val_acc=progress.best_val_acc,
+                best_epoch=progress.best_epoch,
+                best_val_loss=progress.best_loss,
+            )
         if world > 1:
             torch.distributed.broadcast(stop, src=0)
         stopped = bool(stop[0])
         metrics["epoch_s"] = time.time() - epoch_start
-        history.append(dict(metrics))
+        progress.epoch, progress.first_batch_loss = epoch, first_batch_loss
+        progress.history.append(dict(metrics))
         last = stopped or epoch == config.epochs
         if last and rank == 0:
-            bare.load_state_dict(best["state"])
+            bare.load_state_dict(progress.best_state)
             test_split = EvalSplit(splits["test"], device)
             test = evaluate(bare, test_split, eval_batch, config.amp, channels_last)
             metrics.update(
@@ -179,20 +231,32 @@ def fit(
                 test_tracks=test["tracks"],
                 test_per_genre_acc=test["per_class_acc"],
                 test_confusion=test["confusion"],
-                epochs_run=len(history),
+                epochs_run=len(progress.history),
                 stopped_early=stopped,
                 n_params=n_params,
                 train_wall_s=time.time() - started,
             )
         if rank == 0:
-            if placement.device_note and epoch == 1:
+            if placement.device_note and epoch == progress.history[0]["epoch"]:
                 print(f"note: {placement.device_note}", flush=True)
             print(progress_line(metrics, config.epochs), flush=True)
+            # every epoch: the best weights (model.pt, what predict loads) and the state to
+            # go on from this epoch (resume.pt), so a retried trial loses at most one epoch
+            checkpoint_dir = save_checkpoint(
+                progress.best_state,
+                model_config,
+                config.to_dict(),
+                spectrogram or {},
+                progress.best_epoch,
+                metrics,
+            )
+            if not last:
+                save_resume_state(checkpoint_dir, bare, optimizer, progress, augment_rng)
         report(metrics, checkpoint_dir)
         if checkpoint_dir is not None:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if last:
-            return {**metrics, "history": history} if rank == 0 else {}
+            return {**metrics, "history": progress.history} if rank == 0 else {}
     return {}
 
 
@@ -203,12 +267,18 @@ def train_step(
     y: torch.Tensor,
     amp: bool,
     channels_last: bool,
+    augment: Augmenter | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on a batch ``x`` (B, F, T), ``y`` (B,); returns the detached loss
-    and logits, still on the device (reading them would sync the host)."""
+    """One optimiser step on a batch ``x`` (B, F, T), ``y`` (B,), augmented on the device when
+    ``augment`` says so; returns the detached loss and logits, still on the device (reading
+    them would sync the host)."""
+    mixing = augment is not None and augment.enabled
+    if mixing:
+        x, y_a, y_b, lam = augment(x, y)
     with autocast(x.device, amp):
         logits = model(model_input(x, channels_last)).float()
-    loss = F.cross_entropy(logits, y)
+    # mixup_loss is exactly the cross-entropy when nothing was mixed (lam = 1)
+    loss = mixup_loss(logits, y_a, y_b, lam) if mixing else F.cross_entropy(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -65,6 +65,25 @@ def train_reporter(metrics: dict, checkpoint_dir: str | None) -> None:
     ray.train.report(scalars(metrics), checkpoint=checkpoint)
 
 
+def _local_copy(checkpoint) -> str | None:
+    """A local folder holding ``checkpoint`` if it can resume a run, else None."""
+    import os
+
+    from raysearch.training.loop import RESUME_FILE
+
+    if checkpoint is None:
+        return None
+    folder = checkpoint.to_directory()  # downloads from remote storage when needed
+    return folder if os.path.exists(os.path.join(folder, RESUME_FILE)) else None
+
+
+def _resume_dir() -> str | None:
+    """The checkpoint Tune restored this trial with (a retry or a resumed search), if any."""
+    import ray.tune
+
+    return _local_copy(ray.tune.get_checkpoint())
+
+
 def train_in_process(
     model_config: ModelConfig,
     config: TrainConfig,
@@ -83,7 +102,9 @@ def train_in_process(
         gpus_assigned=len(gpu_ids),
         device_note=f"{note} (Ray GPU ids {gpu_ids})" if note else "",
     )
-    final = fit(model_config, config, splits, report, placement, spectrogram)
+    final = fit(
+        model_config, config, splits, report, placement, spectrogram, resume_from=_resume_dir()
+    )
     return final
 
 
@@ -104,6 +125,7 @@ def train_worker(loop_config: dict) -> dict | None:
         node_id=ray.get_runtime_context().get_node_id(),
         gpus_assigned=len(ray.get_gpu_ids()),
     )
+    checkpoint = ray.train.get_checkpoint()
     final = fit(
         ModelConfig.from_dict(loop_config["model"]),
         config,
@@ -111,6 +133,7 @@ def train_worker(loop_config: dict) -> dict | None:
         train_reporter,
         placement,
         loop_config.get("spectrogram", {}),
+        resume_from=_local_copy(checkpoint),
     )
     return final or None
 

@@ -1,0 +1,87 @@
+"""The training loop without Ray: reports, checkpoints every epoch, exact resume, augmentation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from raysearch.model import ModelConfig
+from raysearch.training.config import TrainConfig
+from raysearch.training.data import SplitArrays
+from raysearch.training.loop import RESUME_FILE, Placement, fit
+
+SHAPE = (32, 32)
+MODEL = ModelConfig(
+    channels=(8, 8, 8, 8, 8), input_shape=SHAPE, input_mean=-30, input_std=10, dropout=0.0
+)
+
+
+def split(n: int, seed: int) -> SplitArrays:
+    """Segments whose level says their class: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    x = rng.normal(-40, 2, size=(n, *SHAPE)) + labels[:, None, None] * 4.0
+    tracks = np.array([f"{g}.{i // 3:05d}" for i, g in enumerate(labels)], dtype=object)
+    return SplitArrays(x.astype(np.float16), labels.astype(np.int64), tracks)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return {"train": split(120, 0), "val": split(60, 1), "test": split(60, 2)}
+
+
+class Recorder:
+    """A reporter that keeps the metrics and a copy of every checkpoint folder."""
+
+    def __init__(self, folder) -> None:
+        self.metrics, self.checkpoints, self.folder = [], [], folder
+
+    def __call__(self, metrics: dict, checkpoint_dir: str | None) -> None:
+        self.metrics.append(dict(metrics))
+        if checkpoint_dir:
+            kept = os.path.join(self.folder, f"epoch{metrics['epoch']}")
+            shutil.copytree(checkpoint_dir, kept)
+            self.checkpoints.append(kept)
+
+
+def run(splits, tmp_path, name: str, resume_from=None, **settings) -> tuple[dict, Recorder]:
+    config = TrainConfig(epochs=3, batch_size=16, lr=0.01, patience=0, **settings)
+    recorder = Recorder(tmp_path / name)
+    os.makedirs(recorder.folder)
+    final = fit(MODEL, config, splits, recorder, Placement(torch.device("cpu")),
+                resume_from=resume_from)  # fmt: skip
+    return final, recorder
+
+
+def test_every_epoch_reports_a_checkpoint_and_the_last_one_the_test_numbers(splits, tmp_path):
+    final, recorder = run(splits, tmp_path, "plain")
+    assert [m["epoch"] for m in recorder.metrics] == [1, 2, 3]
+    assert len(recorder.checkpoints) == 3
+    assert os.path.exists(os.path.join(recorder.checkpoints[0], RESUME_FILE))
+    assert not os.path.exists(os.path.join(recorder.checkpoints[-1], RESUME_FILE))  # finished
+    assert "test_acc" in recorder.metrics[-1] and "test_acc" not in recorder.metrics[0]
+    assert final["history"][-1]["train_loss"] < final["first_batch_loss"]
+    assert final["best_val_loss"] == min(m["val_loss"] for m in recorder.metrics)
+
+
+def test_a_resumed_run_goes_on_exactly_where_it_stopped(splits, tmp_path):
+    whole, _ = run(splits, tmp_path, "whole")
+    _, first = run(splits, tmp_path, "first")
+    resumed, recorder = run(splits, tmp_path, "resumed", resume_from=first.checkpoints[0])
+    assert [m["epoch"] for m in recorder.metrics] == [2, 3]  # not epoch 1 again
+    for column in ("train_loss", "val_loss", "best_val_acc"):
+        assert resumed[column] == whole[column]  # the same numbers as without the break
+    assert resumed["test_acc"] == whole["test_acc"]
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+
+
+def test_augmentation_runs_inside_the_step_and_changes_training(splits, tmp_path):
+    plain, _ = run(splits, tmp_path, "plain")
+    masked, _ = run(splits, tmp_path, "masked", freq_masks=2, freq_width=8, time_masks=2,
+                    time_width=8, mixup_alpha=0.2)  # fmt: skip
+    assert masked["history"][0]["train_loss"] != plain["history"][0]["train_loss"]
+    assert np.isfinite(masked["train_loss"])
