@@ -55,14 +55,17 @@ def run_trial(
     use_gpu: bool,
     worker_group: bool,
     storage: str,
+    shards: str,
 ) -> None:
     """One Tune trial: the sampled configuration, trained in this process (one worker) or by
     a Ray Train worker group (``workers > 1``, or ``worker_group``)."""
     import dataclasses
 
     import ray
+    import ray.tune
 
-    from raysearch.training.runner import build_trainer, train_in_process
+    from raysearch import networks
+    from raysearch.training.runner import build_trainer, scalars, train_in_process
 
     repeat = int(config.get("__trial_index__", 0))
     model_config, train_config = space.configs_for(config, repeat)
@@ -74,10 +77,17 @@ def run_trial(
         input_std=base_model.input_std,
     )
     train_config = dataclasses.replace(train_config, use_gpu=use_gpu)
+    experiment = join(storage, space.name)
+    key = networks.network_key(model_config, train_config, shards)
+    trial_id = ray.tune.get_context().get_trial_id()
+    finished = networks.lookup(experiment, key)
+    if finished and finished["trial_id"] != trial_id:
+        for report in finished["reports"]:  # the same curve for Optuna and ASHA, no training
+            ray.tune.report({**report, "reused_from": finished["trial_id"]})
+        return
     if train_config.workers > 1 or worker_group:
         from ray.tune.integration.ray_train import TuneReportCallback
 
-        trial_id = ray.tune.get_context().get_trial_id()
         trainer = build_trainer(
             model_config,
             train_config,
@@ -87,9 +97,13 @@ def run_trial(
             storage_path=join(storage, space.name, "train_runs"),
             callbacks=[TuneReportCallback()],
         )
-        trainer.fit()
-        return
-    train_in_process(model_config, train_config, ray.get(splits_ref[0]), spectrogram)
+        final = dict(trainer.fit().return_value or {})
+    else:
+        final = train_in_process(model_config, train_config, ray.get(splits_ref[0]), spectrogram)
+    if "test_acc" in final:
+        reports = [dict(h) for h in final["history"]]
+        reports[-1] = scalars(final)
+        networks.record(experiment, key, trial_id, reports)
 
 
 def trial_resources(space: SearchSpace, use_gpu: bool, worker_group: bool) -> dict:
@@ -209,6 +223,7 @@ def run_search(
             use_gpu=use_gpu,
             worker_group=worker_group,
             storage=storage,
+            shards=shards,
         ),
         trial_resources(space, use_gpu, worker_group),
     )

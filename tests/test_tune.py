@@ -290,3 +290,30 @@ def _kill_trial_processes() -> int:
             os.kill(int(entry.name), signal.SIGKILL)
             killed += 1
     return killed
+
+
+def test_the_same_network_is_trained_once(ray_session, tiny_shards, tmp_path):
+    """r = 31.43 and r = 32 build the same network on these channels: the second trial reports
+    the first one's results instead of training."""
+    from raysearch.space import parse_space
+
+    raw = {
+        "name": "dedup",
+        "trials": 2,
+        "concurrency": 1,
+        "train": {"epochs": 2, "batch_size": 16, "patience": 0, "max_train_segments": 64},
+        "model": {"channels": [8, 16, 32, 64, 32]},
+        "resources": {"cpu": 1, "gpu": 0},
+        "initial_points": [{"ratio": 31.43}, {"ratio": 32}],
+        "params": {"ratio": {"type": "float", "low": 2, "high": 64, "log": True}},
+    }
+    space = parse_space(raw, "dedup")
+    results = tmp_path / "results"
+    run_search(space, tiny_shards, str(tmp_path / "storage"), str(results), verbose=0)
+    board = pd.read_csv(results / "leaderboard.csv").set_index("ratio")
+    first, second = board.loc[31.43], board.loc[32.0]
+    assert first["se_widths"] == second["se_widths"]
+    assert second["reused_from"] == first["trial_id"]
+    assert second["test_acc"] == first["test_acc"] and second["status"] == "completed"
+    assert second["checkpoint"] == first["checkpoint"]
+    assert second["wall_s"] < first["wall_s"] / 2

@@ -96,6 +96,10 @@ def trial_frame(
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=columns)
+    # a reused trial's network is the one its first trial trained: point to that checkpoint
+    checkpoints = dict(zip(frame["trial_id"], frame["checkpoint"], strict=True))
+    reused = frame["reused_from"].astype(bool)
+    frame.loc[reused, "checkpoint"] = frame.loc[reused, "reused_from"].map(checkpoints).fillna("")
     frame = frame.sort_values(
         [space.metric, "trial_id"],
         ascending=[space.mode == "min", True],

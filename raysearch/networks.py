@@ -1,0 +1,65 @@
+"""Finished networks of an experiment, so that no search trains the same network twice.
+
+Two trials can ask for the same network: r = 31.43 and r = 32 both give SE widths
+``max(1, round(C / r))`` = (1, 2, 4, 8, 4) on the report's channels, and TPE over a continuous
+r keeps proposing ratios that round alike. A trial's *key* is everything that decides what it
+trains and how: the model settings (input size and standardisation included), the training
+dimensions and the seed — not where or how fast it runs (workers, devices, threads, precision,
+compilation). A completed trial leaves ``_networks/<key>.json`` in the experiment folder (its
+per-epoch reports and final metrics); a later trial with the same key reports those again
+(so Optuna and ASHA see the same curve) with ``reused_from`` naming the first trial, instead of
+training. Two equal trials running at the same time both train (the first to finish is kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from raysearch.dimensions import RUNTIME_TRAIN_KEYS
+from raysearch.model import ModelConfig, reduced_width
+from raysearch.storage import exists, join, read_text, write_text_atomic
+from raysearch.training.config import TrainConfig
+
+FOLDER = "_networks"
+PLACEMENT_KEYS = ("workers", "use_gpu", "cpus_per_worker", "gpus_per_worker")
+
+
+def effective_model(model: ModelConfig) -> dict:
+    """The model settings with r replaced by what it builds: each block's SE width."""
+    settings = model.to_dict()
+    settings.pop("ratio")
+    settings["se_widths"] = [
+        reduced_width(c, model.ratio) if i + 1 in model.se_blocks else 0
+        for i, c in enumerate(model.channels)
+    ]
+    return settings
+
+
+def network_key(model: ModelConfig, train: TrainConfig, shards: str) -> str:
+    settings = {k: v for k, v in train.to_dict().items()
+                if k not in RUNTIME_TRAIN_KEYS + PLACEMENT_KEYS}  # fmt: skip
+    text = json.dumps({"model": effective_model(model), "train": settings, "shards": shards},
+                      sort_keys=True, default=list)  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def location(experiment: str, key: str) -> str:
+    return join(experiment, FOLDER, f"{key}.json")
+
+
+def lookup(experiment: str, key: str) -> dict | None:
+    """The finished trial with this key: ``{"trial_id", "reports", "checkpoint"}``, or None."""
+    path = location(experiment, key)
+    if not exists(path):
+        return None
+    try:
+        return json.loads(read_text(path))
+    except (OSError, ValueError):
+        return None  # half-written by a killed driver: train again
+
+
+def record(experiment: str, key: str, trial_id: str, reports: list[dict]) -> None:
+    """Keep a completed trial's reports (the last one with its test metrics)."""
+    payload = {"trial_id": trial_id, "reports": reports}
+    write_text_atomic(location(experiment, key), json.dumps(payload, default=str))
