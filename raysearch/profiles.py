@@ -24,7 +24,7 @@ class Profile:
     prepare_args: tuple[str, ...]  # raysearch.prepare options for the synthetic default
     train: dict = field(default_factory=dict)  # fixed training settings (unless searched)
     width: float = 1.0  # multiplies the space's fixed channel widths (unless searched)
-    trials: int | None = None  # configurations, unless --trials says otherwise
+    trials: int | None = None  # configurations (not for grids), unless --trials says otherwise
 
     def apply(self, space: SearchSpace, trials: int | None = None) -> SearchSpace:
         """``space`` with this profile's settings, named ``<space>-<profile>``."""
@@ -36,7 +36,8 @@ class Profile:
             model = raw.setdefault("model", {})
             base = model.get("channels", [32, 64, 128, 256, 128])
             model["channels"] = [scale_width(c, self.width) for c in base]
-        raw["trials"] = trials or self.trials or raw.get("trials", 50)
+        if trials or (self.trials and space.sampler != "grid"):  # a grid keeps its size
+            raw["trials"] = trials or self.trials
         raw["name"] = f"{space.name}-{self.name}"
         return parse_space(raw, f"{space.source} (profile {self.name})", default_name=raw["name"])
 

@@ -198,8 +198,18 @@ def run(shards: str, model_config: ModelConfig, config: TrainConfig, out: str) -
     from raysearch.training.data import load_splits, spectrogram_settings
     from raysearch.training.run_folder import write_run_folder
 
+    from raysearch.data.pipeline import read_manifest
+    from raysearch.data.split import SEGMENT_SPLIT_WARNING
+
     started = time.time()
     out = os.path.abspath(out)
+    manifest = read_manifest(shards)
+    data = {
+        "features": manifest.get("features", "stft"),
+        "split_level": manifest.get("split_level", "track"),
+    }
+    if data["split_level"] == "segment":
+        print(f"warning: {shards} is split by segment: {SEGMENT_SPLIT_WARNING}", flush=True)
     use_gpu = resolve_use_gpu(config.use_gpu, what="--gpu")
     config = TrainConfig(**{**config.to_dict(), "use_gpu": use_gpu})
     splits_ref = ray.put(load_splits(shards))
@@ -212,7 +222,7 @@ def run(shards: str, model_config: ModelConfig, config: TrainConfig, out: str) -
         storage_path=os.path.join(out, "ray"),
     )
     result = trainer.fit()
-    final = dict(result.return_value or result.metrics or {})
+    final = {**dict(result.return_value or result.metrics or {}), **data}
     best = result.get_best_checkpoint("val_acc", "max") if result.best_checkpoints else None
     checkpoint_dir = best.path if best is not None and not is_uri(best.path) else None
     write_run_folder(
