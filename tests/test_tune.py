@@ -317,3 +317,49 @@ def test_the_same_network_is_trained_once(ray_session, tiny_shards, tmp_path):
     assert second["test_acc"] == first["test_acc"] and second["status"] == "completed"
     assert second["checkpoint"] == first["checkpoint"]
     assert second["wall_s"] < first["wall_s"] / 2
+
+
+def test_optuna_dashboard_serves_the_study(smoke_run):
+    """optuna-dashboard, started on the journal beside the experiment, answers with the study."""
+    import json
+    import shutil
+    import urllib.request
+
+    from tests.local_cluster import free_port
+
+    space, storage, _, _ = smoke_run
+    port = free_port()
+    dashboard = subprocess.Popen(
+        [shutil.which("optuna-dashboard") or "optuna-dashboard",
+         str(storage / space.name / "optuna.journal"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline, studies = time.time() + 60, None
+        while studies is None and time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies") as reply:
+                    studies = json.loads(reply.read())["study_summaries"]
+            except OSError:
+                time.sleep(0.5)
+        assert [s["study_name"] for s in studies] == [space.name]
+        study_id = studies[0]["study_id"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}") as reply:
+            trials = json.loads(reply.read())["trials"]
+        assert [t["state"] for t in trials] == ["Complete"] * space.trials
+    finally:
+        dashboard.kill()
+
+
+def test_predict_loads_the_best_checkpoint_the_leaderboard_names(smoke_run, tmp_path):
+    from tests.conftest import write_clip
+
+    _, _, results, _ = smoke_run
+    best = pd.read_csv(results / "leaderboard.csv").iloc[0]
+    clip = write_clip(tmp_path / "song.wav", 7.0)
+    done = subprocess.run(
+        [sys.executable, "-m", "raysearch.predict", best["checkpoint"], str(clip)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{clip}: ")

@@ -50,6 +50,7 @@ def trial_frame(
     """One row per trial, ranked by the space's metric."""
     meta = meta or {}
     rows, counts = [], {}
+    sizing = _sizing(meta.get("shards"))
     for record in records:
         result = record.last_result or {}
         config = {k: v for k, v in record.config.items() if k in space.param_names}
@@ -68,7 +69,7 @@ def trial_frame(
             row[column] = result.get(column, np.nan)
         row["epochs_run"] = result.get("epochs_run", result.get("epoch", 0))
         row["n_params"] = result.get("n_params") or (
-            _parameter_count(model, counts) if model else np.nan
+            _parameter_count(sizing(model), counts) if model else np.nan
         )
         row["wall_s"] = round(float(result.get("time_total_s", np.nan)), 1)
         row["reused_from"] = result.get("reused_from", "")
@@ -108,6 +109,19 @@ def trial_frame(
     ).reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
     return frame[columns]
+
+
+def _sizing(shards: str | None):
+    """A function giving a model config the input size of ``shards`` (identity without them)."""
+    if shards:
+        try:
+            from raysearch.training.data import sized_like
+
+            sized_like(ModelConfig(), shards)
+            return lambda model: sized_like(model, shards)
+        except (OSError, ValueError, KeyError):
+            pass
+    return lambda model: model
 
 
 def _parameter_count(model: ModelConfig, cache: dict) -> int:

@@ -189,6 +189,7 @@ def fit(
             "node_id": placement.node_id,
             "device": device_name(device),
             "gpus_assigned": placement.gpus_assigned,
+            "n_params": n_params,
         }
         stop = torch.zeros(1, device=device)
         checkpoint_dir = None
@@ -233,7 +234,6 @@ def fit(
                 test_confusion=test["confusion"],
                 epochs_run=len(progress.history),
                 stopped_early=stopped,
-                n_params=n_params,
                 train_wall_s=time.time() - started,
             )
         if rank == 0:

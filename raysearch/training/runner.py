@@ -194,12 +194,11 @@ def run(shards: str, model_config: ModelConfig, config: TrainConfig, out: str) -
     import ray
 
     from raysearch.cluster import resolve_use_gpu
+    from raysearch.data.pipeline import read_manifest
+    from raysearch.data.split import SEGMENT_SPLIT_WARNING
     from raysearch.storage import is_uri
     from raysearch.training.data import load_splits, spectrogram_settings
     from raysearch.training.run_folder import write_run_folder
-
-    from raysearch.data.pipeline import read_manifest
-    from raysearch.data.split import SEGMENT_SPLIT_WARNING
 
     started = time.time()
     out = os.path.abspath(out)
