@@ -8,6 +8,8 @@ torch threads, one after the other in one process:
 * **bare**: the train split read with pyarrow into one float16 tensor, shuffled every epoch
   with ``torch.randperm``, a per-batch host read of loss and accuracy; no Ray at all.
 * **fit**: :func:`raysearch.training.loop.fit` in this process (what a search trial runs).
+* **fit-augment**: the same with the ``augment`` space's SpecAugment masks and mixup on
+  (``--sides bare,fit,fit-augment``: the cost of augmentation per step).
 * **train-group**: the same ``fit`` in a Ray Train worker group of one
   (:func:`raysearch.training.runner.build_trainer`, what ``python -m raysearch.train`` runs).
 
@@ -168,10 +170,15 @@ def run_bare(shards: str, model_config, args) -> dict:
     }
 
 
-def _config(args):
+# the augment space's masks (widths fixed there) and a mixup, all on: the most work per step
+AUGMENT = {"freq_masks": 2, "freq_width": 27, "time_masks": 2, "time_width": 20, "mixup_alpha": 0.2}
+
+
+def _config(args, **overrides):
     from raysearch.training.config import TrainConfig
 
     return TrainConfig(
+        **overrides,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -190,7 +197,7 @@ def _history(final: dict) -> list[dict]:
     return [{k: h.get(k) for k in keys} for h in final.get("history", [])]
 
 
-def run_fit(shards: str, model_config, args) -> dict:
+def run_fit(shards: str, model_config, args, augment: bool = False) -> dict:
     """The project's training loop (what a search trial runs) in this process, no Ray."""
     import torch
 
@@ -200,14 +207,15 @@ def run_fit(shards: str, model_config, args) -> dict:
     started = time.perf_counter()
     splits = load_splits(shards)
     loaded = time.perf_counter()
+    config = _config(args, **(AUGMENT if augment else {}))
     final = fit(
-        model_config, _config(args), splits, lambda m, c: None, Placement(torch.device(args.device))
+        model_config, config, splits, lambda m, c: None, Placement(torch.device(args.device))
     )
     wall = time.perf_counter() - started
     history = _history(final)
     train_s = sum(h["train_segments"] / h["segments_per_s"] for h in history)
     return {
-        "side": "fit",
+        "side": "fit-augment" if augment else "fit",
         "history": history,
         "wall_s": wall,
         "load_s": loaded - started,
@@ -282,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sides",
         default="bare,fit,train-group",
         help="comma-separated sides: bare (plain PyTorch), fit (the project's loop in this "
-        "process), train-group (the loop in a Ray Train worker group)",
+        "process), fit-augment (the same with SpecAugment masks and mixup on), train-group "
+        "(the loop in a Ray Train worker group)",
     )
     parser.add_argument(
         "--device",
@@ -303,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sides = [f.strip() for f in args.sides.split(",") if f.strip()]
-    if "bare" not in sides or any(f not in ("bare", "fit", "train-group") for f in sides):
+    known = ("bare", "fit", "fit-augment", "train-group")
+    if "bare" not in sides or any(f not in known for f in sides):
         print(f"error: --sides must list bare and any of fit, train-group: {args.sides!r}",
               file=sys.stderr)  # fmt: skip
         return 2
@@ -365,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"{side}: {args.epochs} epochs")
             if side == "bare":
                 run = run_bare(shards, model_config, args)
-            elif side == "fit":
-                run = run_fit(shards, model_config, args)
+            elif side in ("fit", "fit-augment"):
+                run = run_fit(shards, model_config, args, augment=side == "fit-augment")
             else:
                 run = run_train_group(shards, model_config, args, storage)
             run.update(
