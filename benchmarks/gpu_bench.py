@@ -10,7 +10,7 @@
    included), so it cannot exceed what the GPU did. GPU utilisation and memory come from NVML,
    sampled every 0.2 s over the same window.
 3. **Search**: ``search_spaces/ratio.yaml`` (ASHA, 30 epochs, ``gpu: 0.25``) through
-   ``raysearch.tune.run_search`` with a time budget; how many trials finished in it, and the
+   ``raysearch.search.run_search`` with a time budget; how many trials finished in it, and the
    50-trial wall time extrapolated from it (said as such).
 4. **Variants** (time permitting): ``torch.compile`` modes and fp32 (no bf16 autocast) at
    one trial, against the default in the same run.
@@ -186,9 +186,9 @@ def throughput(splits_ref, model_config, base_config, k: int, use_gpu: bool, sam
 
 def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler) -> dict:
     """ratio.yaml through run_search with a time budget; its results folder tarred into out."""
-    from raysearch.leaderboard import records_from_experiment
+    from raysearch.results.records import records_from_experiment
+    from raysearch.search import run_search
     from raysearch.space import load_space
-    from raysearch.tune import run_search
 
     space = load_space(REPO / "search_spaces" / "ratio.yaml").with_overrides(
         trials=args.search_trials, epochs=args.search_epochs

@@ -6,7 +6,7 @@ the other in one run, at concurrency 1:
 
 * **plain**: a Python loop calling the project's training loop (:func:`raysearch.training.loop.fit`)
   in this process, no Ray;
-* **search**: ``raysearch.tune.run_search`` on a local Ray instance (each trial runs the loop in
+* **search**: ``raysearch.search.run_search`` on a local Ray instance (each trial runs the loop in
   its own Tune trial process: what every search does now);
 * **search, worker group**: the same search with every trial in a Ray Train worker group
   (``worker_group=True``: what every trial did before, kept as the baseline).
@@ -87,7 +87,7 @@ def plain(shards: str, space) -> float:
 
 
 def search(shards: str, space, worker_group: bool) -> float:
-    from raysearch.tune import run_search
+    from raysearch.search import run_search
 
     storage = tempfile.mkdtemp(prefix="overhead-storage-")
     results = tempfile.mkdtemp(prefix="overhead-results-")

@@ -34,7 +34,7 @@ def _module(env: dict, *args: str) -> subprocess.CompletedProcess:
 def test_search_makes_the_autoscaler_launch_a_gpu_node(tmp_path):
     from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
 
-    from raysearch.leaderboard import records_from_experiment
+    from raysearch.results.records import records_from_experiment
 
     space = tmp_path / "gpu-demand.yaml"
     space.write_text(

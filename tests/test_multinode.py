@@ -25,7 +25,7 @@ TRIALS = 6
 
 
 def _records(storage: Path) -> list:
-    from raysearch.leaderboard import records_from_experiment
+    from raysearch.results.records import records_from_experiment
 
     return records_from_experiment(str(storage / "multinode"))
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from raysearch.search import concurrency_for, run_search
 from raysearch.space import SpaceError, load_space
-from raysearch.tune import concurrency_for, run_search
 
 pytestmark = pytest.mark.slow
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
