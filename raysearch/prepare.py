@@ -29,6 +29,8 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from raysearch import synth
+
     parser = argparse.ArgumentParser(
         prog=program("prepare"),
         description="Turn GTZAN (or the synthetic mini-GTZAN) into Parquet spectrogram shards: "
@@ -37,7 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
         "segment). Writes "
         "SHARDS/segments/split={train,val,test}/*.parquet and SHARDS/manifest.json. "
         "Re-running with the same settings does no work.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--data",
@@ -57,14 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["stft", "mel"],
         default="stft",
         help="stft: the report's 513-bin STFT magnitude in dB; mel: librosa's mel filterbank "
-        "on the STFT power, in dB (10*log10, ref 1.0, floor -100 dB), --n-mels bands",
+        "on the STFT power, in dB (10*log10, ref 1.0, floor -100 dB), --n-mels bands "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--n-mels",
         type=_positive_int,
         default=128,
         help="mel bands with --features mel (a segment is N_MELS x 129); at most 308 with "
-        "the STFT's 1024 window",
+        "the STFT's 1024 window (default: %(default)s)",
     )
     parser.add_argument(
         "--split",
@@ -74,10 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         "artist-filtered split of Kereliuk, Sturm & Larsen (real GTZAN only); segment: "
         "stratified 60/10/30 %% of SEGMENTS per genre, whatever their track, as the report "
         "most likely did (overlapping audio of one track in train and test: inflates test "
-        "accuracy; only for measuring that)",
+        "accuracy; only for measuring that) (default: %(default)s)",
     )
     parser.add_argument(
-        "--split-seed", type=int, default=0, help="seed of the random and segment splits"
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the random and segment splits (default: %(default)s)",
     )
     parser.add_argument(
         "--split-lists",
@@ -101,15 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--synthetic-clips",
         type=int,
         default=None,
-        help="clips per genre (default: the generator's)",
+        help=f"clips per genre (default: {synth.DEFAULT_CLIPS_PER_GENRE})",
     )
     synthetic.add_argument(
         "--synthetic-duration",
         type=float,
         default=None,
-        help="clip length in seconds (default: the generator's)",
+        help=f"clip length in seconds (default: {synth.DEFAULT_DURATION:g})",
     )
-    synthetic.add_argument("--synthetic-seed", type=int, default=None, help="generator seed")
+    synthetic.add_argument(
+        "--synthetic-seed",
+        type=int,
+        default=None,
+        help=f"generator seed (default: {synth.DEFAULT_SEED})",
+    )
     add_ray_arguments(parser)
     return parser
 

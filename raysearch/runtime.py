@@ -37,5 +37,8 @@ def add_ray_arguments(parser) -> None:
         "default: $RAY_ADDRESS, else start a local Ray instance",
     )
     group.add_argument(
-        "--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)"
+        "--num-cpus",
+        type=int,
+        default=None,
+        help="CPUs of the local Ray instance (default: all of this machine's)",
     )
