@@ -101,6 +101,7 @@ def group_table(
         row["within noise of best"] = (
             "best (by val)" if name == best else within_noise(groups[best], group)
         )
+        row["split"] = group["split_level"].iloc[0] if "split_level" in group else ""
         if report is not None:
             ref = report.get(_report_key(name))
             row["report, split unknown (%)"] = "" if ref is None else f"{ref:.1f}"
