@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 
@@ -85,3 +86,34 @@ def test_augmentation_runs_inside_the_step_and_changes_training(splits, tmp_path
                     time_width=8, mixup_alpha=0.2)  # fmt: skip
     assert masked["history"][0]["train_loss"] != plain["history"][0]["train_loss"]
     assert np.isfinite(masked["train_loss"])
+
+
+def test_compile_compiles_every_trial_of_a_reused_process(monkeypatch):
+    """Dynamo keeps one compiled entry per network shape under SECNN.forward and, past its
+    recompile limit, runs the rest uncompiled without an error; a reused Tune actor trains one
+    network after another, so compile_model clears that cache for each trial."""
+    from raysearch.model import SECNN
+    from raysearch.training.loop import compile_model
+
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):  # one call per graph compiled
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    def forward_networks(compile_fn) -> int:
+        graphs.clear()
+        torch._dynamo.reset()
+        for ratio in (2, 4, 8):  # three SE widths: three shapes of the same function
+            net = compile_fn(SECNN(dataclasses.replace(MODEL, ratio=ratio)))
+            net(torch.zeros(2, *SHAPE))
+        return len(graphs)
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)
+    try:
+        plain = forward_networks(lambda net: torch.compile(net, backend=counting_backend))
+        ours = forward_networks(lambda net: compile_model(net, "default", counting_backend))
+    finally:
+        torch._dynamo.reset()
+    assert plain == 2  # the third network ran uncompiled
+    assert ours == 3
