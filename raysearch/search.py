@@ -282,12 +282,26 @@ def run_search(
 
 
 def progress_reporter(space: SearchSpace):
-    """Tune's live table: the searched parameters, the epoch, validation accuracy and speed."""
+    """Tune's live table: the searched parameters, the epoch, validation accuracy and speed;
+    ended trials sorted by the space's metric."""
     from ray import tune
+    from ray.tune.experiment import Trial
+
+    class Reporter(tune.CLIReporter):
+        def report(self, trials, done, *sys_info):
+            # Ray 2.60 sorts ended trials by the metric with None for a trial that ended before
+            # its first report (a time budget does that) and fails on comparing it: sort only
+            # while every ended trial has the metric (Ray switches this same flag itself)
+            self._sort_by_metric = all(
+                space.metric in trial.last_result
+                for trial in trials
+                if trial.status == Trial.TERMINATED
+            )
+            super().report(trials, done, *sys_info)
 
     # Ray 2.60's default output ignores a reporter and shows the first four reported numbers
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    return tune.CLIReporter(
+    return Reporter(
         parameter_columns=space.param_names,
         metric_columns={
             "epoch": "epoch",

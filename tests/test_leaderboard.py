@@ -27,8 +27,10 @@ def record(trial_id, params, seed, val, test, status="completed", **extra) -> Tr
 
 
 def test_status_needs_test_metrics_to_be_completed():
-    assert status_of("TERMINATED", {"test_acc": 0.5}) == "completed"
-    assert status_of("TERMINATED", {"best_val_acc": 0.5}) == "stopped early"
+    reported = {"training_iteration": 3}
+    assert status_of("TERMINATED", {**reported, "test_acc": 0.5}) == "completed"
+    assert status_of("TERMINATED", {**reported, "best_val_acc": 0.5}) == "stopped early"
+    assert status_of("TERMINATED", {"trial_id": "a"}) == "no result"  # ended before a report
     assert status_of("ERROR", {}) == "error"
 
 

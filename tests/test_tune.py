@@ -363,3 +363,37 @@ def test_predict_loads_the_best_checkpoint_the_leaderboard_names(smoke_run, tmp_
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{clip}: ")
+
+
+def test_a_time_budget_that_ends_trials_before_they_report(ray_session, tiny_shards, tmp_path):
+    """Trials the budget ends before their first report have no metric: the live table (sorted
+    by the metric) and the leaderboard both cope, and the trials that reported are ranked."""
+    from raysearch.space import parse_space
+
+    raw = {
+        "name": "budget",
+        "trials": 4,
+        "concurrency": 2,
+        "train": {"epochs": 4, "batch_size": 16, "patience": 0, "max_train_segments": 128},
+        "model": {"channels": [8, 16, 32, 64, 32]},
+        "resources": {"cpu": 1, "gpu": 0},
+        "initial_points": [{"ratio": 2}, {"ratio": 4}, {"ratio": 8}, {"ratio": 16}],
+        "params": {"ratio": {"type": "float", "low": 2, "high": 64, "log": True}},
+    }
+    results = tmp_path / "results"
+    started = time.time()
+    run_search(
+        parse_space(raw, "budget"),
+        tiny_shards,
+        str(tmp_path / "storage"),
+        str(results),
+        verbose=1,
+        time_budget_s=3,
+    )
+    assert time.time() - started < 120
+    board = pd.read_csv(results / "leaderboard.csv")
+    assert 1 <= len(board) < 4  # the budget ended the search before every trial started
+    assert set(board["status"]) <= {"completed", "stopped early", "no result"}
+    reported = board["best_val_acc"].notna()
+    assert (board["status"] == "no result").equals(~reported)
+    assert list(reported) == sorted(reported, reverse=True)  # trials without it rank last

@@ -6,7 +6,7 @@ import os
 
 from ray.tune import Callback
 
-from raysearch.results.records import record_of, save_experiment
+from raysearch.results.records import record_of, save_experiment, status_of
 from raysearch.results.write import write_results
 from raysearch.space import SearchSpace
 
@@ -32,8 +32,7 @@ class LeaderboardCallback(Callback):
         )
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._refresh(trials, trial, "completed" if "test_acc" in (trial.last_result or {})
-                      else "stopped early")  # fmt: skip
+        self._refresh(trials, trial, status_of("TERMINATED", trial.last_result or {}))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._refresh(trials, trial, "error")

@@ -18,12 +18,14 @@ class TrialRecord:
     trial_id: str
     config: dict
     last_result: dict
-    status: str  # completed | stopped early | error | running | pending
+    status: str  # completed | stopped early | no result | error | running | pending
     checkpoint: str = ""  # the trial's latest checkpoint: model.pt holds its best weights
 
 
 def status_of(tune_status: str, last_result: dict) -> str:
     if tune_status == "TERMINATED":
+        if "training_iteration" not in last_result:  # Tune adds it to every report
+            return "no result"  # ended before its first report (a time budget, a stop)
         # only a run that reached its end evaluates the test split (ASHA-stopped ones do not);
         # Tune's own "done" key is not reliable inside callbacks, so it is not used
         return "completed" if "test_acc" in last_result else "stopped early"
