@@ -2,33 +2,40 @@
 
 1. **Data**: a full-size synthetic set (``--clips-per-genre`` 100 x ``--duration`` 30 s = 1,000
    clips, about 11,400 train segments), prepared by ``raysearch.data.pipeline.prepare``.
-2. **Throughput**: 1, 2, 4 and 8 concurrent trials on one GPU (Ray tasks with ``1/k`` GPU
-   each), every one running the project's training loop (:func:`raysearch.training.loop.fit`,
-   the default SE-CNN, batch 32, Adam) for ``--epochs`` epochs on the whole train split. The
-   aggregate figure is wall-clock: train segments of every trial's epochs after the first,
-   divided by the time from the earliest start to the latest end of those epochs (validation
-   included), so it cannot exceed what the GPU did. GPU utilisation and memory come from NVML,
-   sampled every 0.2 s over the same window.
-3. **Search**: ``search_spaces/ratio.yaml`` (ASHA, 30 epochs, ``gpu: 0.25``) through
-   ``raysearch.search.run_search`` with a time budget; how many trials finished in it, and the
-   50-trial wall time extrapolated from it (said as such).
-4. **Variants** (time permitting): ``torch.compile`` modes and fp32 (no bf16 autocast) at
-   one trial, against the default in the same run.
+2. **Sides** (``--sides``, in order, each skipped when the deadline is near): ``k`` concurrent
+   trials on one GPU (Ray tasks with ``1/k`` GPU each), every one running the project's training
+   loop (:func:`raysearch.training.loop.fit`, the default SE-CNN, batch 32, Adam) for
+   ``--epochs`` epochs on the whole train split. A side is ``MODE:K[:mps]``: ``MODE`` is
+   ``eager`` or a ``torch.compile`` mode (``default``, ``reduce-overhead``); ``mps`` runs the
+   trials as clients of CUDA MPS (one ``nvidia-cuda-mps-control`` daemon, started for the side
+   and stopped after it), which lets kernels of several processes run on the GPU at once
+   instead of taking turns. The aggregate figure is wall-clock: train segments of every trial's
+   epochs after the first, divided by the time from the earliest start to the latest end of
+   those epochs (validation included), so it cannot exceed what the GPU did. The first epoch's
+   seconds show the start-up (a compile happens there). GPU utilisation and memory come from
+   NVML, sampled every 0.2 s over the same window.
+3. **Search**: ``search_spaces/ratio.yaml`` (ASHA, 30 epochs) through
+   ``raysearch.search.run_search`` with a time budget, with the settings of the fastest side
+   measured (its compile mode, ``gpu: 1/k``, MPS or not); how many trials finished in it, and
+   the 50-trial wall time extrapolated from it (said as such).
 
 Everything goes to ``--out`` (``gpu_bench.json``, ``gpu_bench.md``, ``search.tar.gz``). On a
 machine without CUDA it runs the same code on CPUs (use a small ``--clips-per-genre`` /
-``--duration``): a dry run of the script, not a GPU figure.
+``--duration``; MPS sides are skipped): a dry run of the script, not a GPU figure.
 
     python benchmarks/gpu_bench.py --out /tmp/gpu-bench                      # GPU machine
-    python benchmarks/gpu_bench.py --clips-per-genre 4 --duration 6 --concurrency 1,2 \\
+    python benchmarks/gpu_bench.py --clips-per-genre 10 --duration 6 --sides eager:1,eager:2 \\
         --epochs 2 --search-trials 3 --search-epochs 2 --budget-s 400           # CPU dry run
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -82,6 +89,64 @@ class GpuSampler:
             "gpu_util_pct": round(sum(s[1] for s in window) / len(window), 1),
             "gpu_mem_peak_gib": round(max(s[2] for s in self.samples) / 2**30, 2),
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class Side:
+    """One measurement: ``trials`` concurrent trials, compiled or not, with MPS or not."""
+
+    mode: str  # eager | a torch.compile mode
+    trials: int
+    mps: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Side:
+        parts = text.strip().split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "mps"):
+            raise ValueError(f"--sides: {text!r} is not MODE:K or MODE:K:mps")
+        if parts[0] not in ("eager", "default", "reduce-overhead"):
+            raise ValueError(f"--sides: {text!r}: MODE must be eager, default or reduce-overhead")
+        return cls(parts[0], int(parts[1]), len(parts) == 3)
+
+    @property
+    def name(self) -> str:
+        return f"{self.mode}:{self.trials}" + (":mps" if self.mps else "")
+
+    @property
+    def compile(self) -> str:
+        return "off" if self.mode == "eager" else self.mode
+
+
+class MpsDaemon:
+    """CUDA MPS for the processes that carry ``env``: a control daemon of its own (own pipe and
+    log folders, so nothing else on the machine is touched), stopped with ``quit``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.env = {
+            "CUDA_MPS_PIPE_DIRECTORY": str(folder / "pipe"),
+            "CUDA_MPS_LOG_DIRECTORY": str(folder / "log"),
+        }
+        for path in self.env.values():
+            Path(path).mkdir(parents=True, exist_ok=True)
+        self.binary = shutil.which("nvidia-cuda-mps-control")
+
+    def start(self) -> None:
+        if self.binary is None:
+            raise RuntimeError("nvidia-cuda-mps-control is not on PATH")
+        subprocess.run([self.binary, "-d"], env={**os.environ, **self.env}, check=True, timeout=30)
+        time.sleep(1.0)
+
+    def stop(self) -> None:
+        if self.binary is not None:
+            subprocess.run(
+                [self.binary],
+                input="quit\n",
+                text=True,
+                env={**os.environ, **self.env},
+                check=False,
+                timeout=30,
+            )
+            time.sleep(1.0)
 
 
 def make_shards(args, work: Path) -> str:
@@ -142,19 +207,24 @@ def trial_task(splits_ref: list, model_config, train_config) -> dict:
     }
 
 
-def throughput(splits_ref, model_config, base_config, k: int, use_gpu: bool, sampler) -> dict:
-    """k concurrent trials on the GPU (or k CPU tasks); aggregate wall-clock segments/s."""
-    import dataclasses
-
+def throughput(
+    splits_ref, model_config, base_config, side: Side, use_gpu: bool, sampler, env: dict
+) -> dict:
+    """``side.trials`` concurrent trials on the GPU (or CPU tasks); aggregate wall-clock
+    segments/s. ``env``: environment variables of the trials' processes (MPS's pipe folder)."""
     import ray
 
+    k = side.trials
+    config = dataclasses.replace(base_config, compile=side.compile)
     # max_calls=1: each trial's process exits with it, so no CUDA cache outlives its trial
     task = ray.remote(max_calls=1)(trial_task)
     sampler.start()
     refs = [
-        task.options(num_cpus=1, num_gpus=(1 / k if use_gpu else 0)).remote(
-            splits_ref, model_config, dataclasses.replace(base_config, seed=i)
-        )
+        task.options(
+            num_cpus=1,
+            num_gpus=(1 / k if use_gpu else 0),
+            runtime_env={"env_vars": env} if env else None,
+        ).remote(splits_ref, model_config, dataclasses.replace(config, seed=i))
         for i in range(k)
     ]
     runs = ray.get(refs)
@@ -166,7 +236,10 @@ def throughput(splits_ref, model_config, base_config, k: int, use_gpu: bool, sam
     window_end = max(r["end"] for r in steady)
     segments = sum(r["train_segments"] for r in steady)
     return {
+        "side": side.name,
         "trials": k,
+        "compile": side.compile,
+        "mps": side.mps,
         "aggregate_segments_per_s": round(segments / (window_end - window_start), 1),
         "per_trial_segments_per_s": [
             round(
@@ -184,15 +257,21 @@ def throughput(splits_ref, model_config, base_config, k: int, use_gpu: bool, sam
     }
 
 
-def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler) -> dict:
-    """ratio.yaml through run_search with a time budget; its results folder tarred into out."""
+def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler, side: Side) -> dict:
+    """ratio.yaml through run_search with a time budget, ``side``'s compile mode and share of
+    the GPU (``1/k``); its results folder tarred into out. MPS, when the side has it, is the
+    caller's (the Ray instance must start inside it)."""
     from raysearch.results.records import records_from_experiment
     from raysearch.search import run_search
-    from raysearch.space import load_space
+    from raysearch.space import load_space, parse_space
 
     space = load_space(REPO / "search_spaces" / "ratio.yaml").with_overrides(
         trials=args.search_trials, epochs=args.search_epochs
     )
+    raw = json.loads(json.dumps(space.raw))
+    raw.setdefault("train", {})["compile"] = side.compile
+    raw.setdefault("resources", {})["gpu"] = 1 / side.trials
+    space = parse_space(raw, space.source, default_name=space.name)
     storage = Path(tempfile.mkdtemp(prefix="gpu-bench-storage-"))
     results = work / "search"
     sampler.start()
@@ -231,6 +310,7 @@ def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler) -
         reached = rung
     return {
         "space": "ratio.yaml",
+        "side": side.name,
         "trials_asked": args.search_trials,
         "epochs": m,
         "budget_s": round(budget_s),
@@ -256,19 +336,13 @@ def markdown(report: dict) -> str:
         f"Data: {report.get('data', {}).get('clips')} synthetic clips, "
         f"{report.get('data', {}).get('train_segments')} train segments.",
         "",
-        "| concurrent trials | aggregate segments/s | per trial | first epoch s | GPU util % "
-        "| GPU mem peak GiB |",
-        "|---:|---:|---|---|---:|---:|",
+        "| side (mode:trials[:mps]) | aggregate segments/s | per trial | first epoch s "
+        "| GPU util % | GPU mem peak GiB |",
+        "|---|---:|---|---|---:|---:|",
     ]
-    for row in report.get("throughput", []):
+    for row in report.get("sides", []):
         lines.append(
-            f"| {row['trials']} | {row['aggregate_segments_per_s']} | "
-            f"{row['per_trial_segments_per_s']} | {row['first_epoch_s']} | "
-            f"{row['gpu_util_pct']} | {row['gpu_mem_peak_gib']} |"
-        )
-    for row in report.get("variants", []):
-        lines.append(
-            f"| 1 ({row['variant']}) | {row['aggregate_segments_per_s']} | "
+            f"| {row['side']} | {row['aggregate_segments_per_s']} | "
             f"{row['per_trial_segments_per_s']} | {row['first_epoch_s']} | "
             f"{row['gpu_util_pct']} | {row['gpu_mem_peak_gib']} |"
         )
@@ -276,11 +350,11 @@ def markdown(report: dict) -> str:
         s = report["search"]
         lines += [
             "",
-            f"Search: {s['space']}, {s['trials_asked']} trials asked, {s['epochs']} epochs, "
-            f"budget {s['budget_s']} s: wall {s['wall_s']} s, {s['trials_by_status']}, "
-            f"{s['trial_epochs']} trial-epochs ({s['trial_epochs_per_s']}/s), GPU util "
-            f"{s['gpu_util_pct']} %. A 50-trial ASHA search is about "
-            f"{s['asha_expected_trial_epochs_50']} trial-epochs: **extrapolated "
+            f"Search: {s['space']} with side {s['side']}, {s['trials_asked']} trials asked, "
+            f"{s['epochs']} epochs, budget {s['budget_s']} s: wall {s['wall_s']} s, "
+            f"{s['trials_by_status']}, {s['trial_epochs']} trial-epochs "
+            f"({s['trial_epochs_per_s']}/s), GPU util {s['gpu_util_pct']} %. A 50-trial ASHA "
+            f"search is about {s['asha_expected_trial_epochs_50']} trial-epochs: **extrapolated "
             f"{s['extrapolated_50_trial_wall_s']} s** (an extrapolation, not a run).",
         ]
     for error in report.get("errors", []):
@@ -288,20 +362,32 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fastest(rows: list[dict]) -> Side | None:
+    """The side with the highest aggregate segments/s, or None when none was measured."""
+    best = max(rows, key=lambda row: row["aggregate_segments_per_s"], default=None)
+    return Side.parse(best["side"]) if best else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--out", default="gpu-bench-out", help="output folder")
     parser.add_argument("--clips-per-genre", type=int, default=100)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per clip")
-    parser.add_argument("--concurrency", default="1,2,4,8", help="concurrent trials to measure")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per throughput trial")
+    parser.add_argument(
+        "--sides",
+        default="eager:4,default:4,eager:4:mps,default:4:mps,eager:8:mps,default:8:mps",
+        help="MODE:K[:mps] measurements, in order (see the module docstring)",
+    )
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per trial of a side")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--search-trials", type=int, default=50)
     parser.add_argument("--search-epochs", type=int, default=None, help="default: the space's")
-    parser.add_argument("--search-budget-s", type=float, default=240)
-    parser.add_argument("--variants", default="compile-default,compile-reduce-overhead,fp32")
+    parser.add_argument("--search-budget-s", type=float, default=170)
     parser.add_argument("--budget-s", type=float, default=470, help="the whole run's deadline")
     args = parser.parse_args(argv)
+    sides = [Side.parse(v) for v in args.sides.split(",") if v.strip()]
     began = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -327,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     report["machine"] = facts
     say(f"machine: {facts['gpu'] or 'no CUDA: CPU dry run'}, {facts['cores']} cores")
     work = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
+    mps = MpsDaemon(work / "mps")
     start_local_ray(os.cpu_count() or 1, REPO, num_gpus=1 if use_gpu else 0)
     shards = make_shards(args, work)
     splits = load_splits(shards)
@@ -342,48 +429,53 @@ def main(argv: list[str] | None = None) -> int:
     base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=0, use_gpu=use_gpu)
     sampler = GpuSampler()
     save()
-    report["throughput"] = []
-    for k in [int(v) for v in args.concurrency.split(",") if v.strip()]:
-        if left() < 60 + args.search_budget_s * 0.5:
-            say(f"skipping {k} concurrent trials: {left():.0f} s left")
+    report["sides"] = []
+    for side in sides:
+        if left() < 60 + args.search_budget_s:
+            say(f"skipping side {side.name}: {left():.0f} s left")
+            continue
+        if side.mps and not use_gpu:
+            say(f"skipping side {side.name}: MPS needs CUDA")
             continue
         try:
-            row = throughput(splits_ref, model_config, base, k, use_gpu, sampler)
-            report["throughput"].append(row)
-            say(f"{k} trial(s): {row}")
+            if side.mps:
+                mps.start()
+            row = throughput(
+                splits_ref,
+                model_config,
+                base,
+                side,
+                use_gpu,
+                sampler,
+                mps.env if side.mps else {},
+            )
+            report["sides"].append(row)
+            say(f"side {side.name}: {row}")
         except Exception as exc:  # noqa: BLE001 - keep the rest of the run
-            report["errors"].append({"section": f"throughput k={k}", "error": repr(exc)})
+            report["errors"].append({"section": f"side {side.name}", "error": repr(exc)})
             traceback.print_exc()
+        finally:
+            if side.mps:
+                mps.stop()
         save()
+    chosen = fastest(report["sides"])
     budget = min(args.search_budget_s, left() - 45)
-    if budget > 30:
+    if chosen is not None and budget > 30:
         try:
-            report["search"] = search(shards, args, budget, out, work, sampler)
+            if chosen.mps:  # the search's Tune actors must start inside MPS: a Ray of its own
+                ray.shutdown()
+                os.environ.update(mps.env)
+                mps.start()
+                start_local_ray(os.cpu_count() or 1, REPO, num_gpus=1 if use_gpu else 0)
+            report["search"] = search(shards, args, budget, out, work, sampler, chosen)
             say(f"search: {report['search']}")
         except Exception as exc:  # noqa: BLE001
             report["errors"].append({"section": "search", "error": repr(exc)})
             traceback.print_exc()
-        save()
-    report["variants"] = []
-    variants = {
-        "compile-default": {"compile": "default"},
-        "compile-reduce-overhead": {"compile": "reduce-overhead"},
-        "fp32": {"amp": False},
-    }
-    for name in [v for v in args.variants.split(",") if v]:
-        if left() < 40:
-            say(f"skipping variant {name}: {left():.0f} s left")
-            continue
-        try:
-            import dataclasses
-
-            config = dataclasses.replace(base, **variants[name])
-            row = throughput(splits_ref, model_config, config, 1, use_gpu, sampler)
-            report["variants"].append({"variant": name, **row})
-            say(f"variant {name}: {row}")
-        except Exception as exc:  # noqa: BLE001
-            report["errors"].append({"section": f"variant {name}", "error": repr(exc)})
-            traceback.print_exc()
+        finally:
+            if chosen.mps:
+                ray.shutdown()
+                mps.stop()
         save()
     report["wall_s"] = round(time.time() - began, 1)
     save()

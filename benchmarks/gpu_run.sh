@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The one call a lent GPU machine gets (the `device` tool), prepared so that it cannot be wasted:
+# unpack the packages the image lacks, print the GPU, run gpu_bench.py inside a deadline that
+# leaves room for the files to come back. Here, first: bash ../shared/tools/device-pack
+# Then one device call, carry [".devicepack"], command: bash benchmarks/gpu_run.sh
+# Everything lands in $OUT: gpu_bench.{md,json,log}, search.tar.gz, nvidia-smi.txt.
+set -euo pipefail
+out=${OUT:?OUT must name the folder whose files come back}
+mkdir -p /tmp/site
+tar xJf .devicepack/site.tar.xz -C /tmp/site
+chmod -R a+x /tmp/site/ray/core # wheels unpacked with zipfile lose the executable bits
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+nvidia-smi >"$out/nvidia-smi.txt" 2>&1 || true
+command -v nvidia-cuda-mps-control >>"$out/nvidia-smi.txt" 2>&1 || echo "no MPS control binary" >>"$out/nvidia-smi.txt"
+# --budget-s is the script's own deadline: sides that would not fit before the search are skipped
+python benchmarks/gpu_bench.py --out "$out" --budget-s "${BUDGET_S:-460}" \
+  --search-budget-s "${SEARCH_BUDGET_S:-150}" 2>&1 | tee "$out/gpu_bench.log"
