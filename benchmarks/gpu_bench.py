@@ -241,10 +241,10 @@ def throughput(
         "compile": side.compile,
         "mps": side.mps,
         "aggregate_segments_per_s": round(segments / (window_end - window_start), 1),
-        "per_trial_segments_per_s": [
+        "per_trial_segments_per_s": [  # epochs after the first (the only one if alone)
             round(
-                sum(r["segments_per_s"] for r in run["reports"][1:])
-                / max(1, len(run["reports"]) - 1),
+                sum(r["segments_per_s"] for r in run["reports"][1:] or run["reports"])
+                / len(run["reports"][1:] or run["reports"]),
                 1,
             )
             for run in runs
