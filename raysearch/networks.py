@@ -8,7 +8,9 @@ dimensions and the seed — not where or how fast it runs (workers, devices, thr
 compilation). A completed trial leaves ``_networks/<key>.json`` in the experiment folder (its
 per-epoch reports and final metrics); a later trial with the same key reports those again
 (so Optuna and ASHA see the same curve) with ``reused_from`` naming the first trial, instead of
-training. Two equal trials running at the same time both train (the first to finish is kept).
+training. A suggestion whose twin is still running is held back by the searcher until the twin
+ends (:mod:`raysearch.twins`); with ``repeats`` (no twin holding) two equal trials running at
+the same time both train, and the first to finish is kept.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ its own process and reports with ``ray.tune.report``: no worker group, no placem
 per-trial start-up beyond the process (which Tune reuses for the next trial). A trial with
 ``workers > 1`` builds a ``TorchTrainer`` (DDP) and reports through ``TuneReportCallback``. The
 shards are read once by the driver and shared through the object store; a network that a
-finished trial already trained is not trained again (:mod:`raysearch.networks`). Whether trials
+finished trial already trained is not trained again (:mod:`raysearch.networks`), and one that a
+running trial trains is held back until that trial ends (:mod:`raysearch.twins`). Whether trials
 ask for GPUs is decided before the first one starts (:mod:`raysearch.cluster`).
 
 Repeats (``repeats: k``) run each configuration k times with seeds 0..k-1 through Tune's
@@ -20,6 +21,7 @@ Results: ``results/leaderboard.csv`` and friends, rewritten atomically after eve
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -36,6 +38,33 @@ DEFAULT_STORAGE = "~/ray_results/raysearch"
 TRIAL_DRIVER_MEMORY = 256 * 1024**2  # bytes reserved by a worker-group trial's driver function
 
 
+@dataclasses.dataclass(frozen=True)
+class TrialNetwork:
+    """What a sampled configuration trains: its model and training configs, sized for the
+    shards, and the network key that says when two trials train the same network."""
+
+    space: SearchSpace
+    base_model: ModelConfig  # sized for the shards (input shape, classes, standardisation)
+    shards: str
+
+    def configs(self, config: dict):
+        repeat = int(config.get("__trial_index__", 0))
+        model_config, train_config = self.space.configs_for(config, repeat)
+        model_config = dataclasses.replace(
+            model_config,
+            input_shape=self.base_model.input_shape,
+            n_classes=self.base_model.n_classes,
+            input_mean=self.base_model.input_mean,
+            input_std=self.base_model.input_std,
+        )
+        return model_config, train_config
+
+    def __call__(self, config: dict) -> str:
+        from raysearch import networks
+
+        return networks.network_key(*self.configs(config), self.shards)
+
+
 def run_trial(
     config: dict,
     space: SearchSpace,
@@ -49,26 +78,17 @@ def run_trial(
 ) -> None:
     """One Tune trial: the sampled configuration, trained in this process (one worker) or by
     a Ray Train worker group (``workers > 1``, or ``worker_group``)."""
-    import dataclasses
-
     import ray
     import ray.tune
 
     from raysearch import networks
     from raysearch.training.runner import build_trainer, scalars, train_in_process
 
-    repeat = int(config.get("__trial_index__", 0))
-    model_config, train_config = space.configs_for(config, repeat)
-    model_config = dataclasses.replace(
-        model_config,
-        input_shape=base_model.input_shape,
-        n_classes=base_model.n_classes,
-        input_mean=base_model.input_mean,
-        input_std=base_model.input_std,
-    )
+    network = TrialNetwork(space, base_model, shards)
+    model_config, train_config = network.configs(config)
     train_config = dataclasses.replace(train_config, use_gpu=use_gpu)
     experiment = join(storage, space.name)
-    key = networks.network_key(model_config, train_config, shards)
+    key = network(config)
     trial_id = ray.tune.get_context().get_trial_id()
     finished = networks.lookup(experiment, key)
     if finished and finished["trial_id"] != trial_id:
@@ -122,9 +142,10 @@ def concurrency_for(space: SearchSpace, cpus: float, gpus: float = 0.0) -> int:
     return max(1, fit)
 
 
-def build_searcher(space: SearchSpace, storage=None):
+def build_searcher(space: SearchSpace, storage=None, network: TrialNetwork | None = None):
     """OptunaSearch with the space's sampler (seeded) and its study in ``storage`` (in memory
-    when None), wrapped in a Repeater for repeats."""
+    when None), wrapped in a Repeater for repeats; without repeats, and given ``network``
+    (what a configuration trains), in :class:`DeferTwins`."""
     import optuna
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
@@ -149,7 +170,11 @@ def build_searcher(space: SearchSpace, storage=None):
         storage=storage,
     )
     if space.repeats > 1:
-        searcher = Repeater(searcher, repeat=space.repeats, set_index=True)
+        return Repeater(searcher, repeat=space.repeats, set_index=True)
+    if network is not None:
+        from raysearch.twins import DeferTwins
+
+        return DeferTwins(searcher, network, space.total_runs)
     return searcher
 
 
@@ -203,11 +228,12 @@ def run_search(
     use_gpu = resolve_use_gpu(use_gpu, capacity=capacity) if capacity else False
     # one read of the shards into the object store, shared by every trial
     splits_ref = [ray.put(load_splits(shards))]
+    base_model = model_config_for(shards)
     trainable = tune.with_resources(
         tune.with_parameters(
             run_trial,
             space=space,
-            base_model=model_config_for(shards),
+            base_model=base_model,
             spectrogram=spectrogram_settings(shards),
             splits_ref=splits_ref,
             use_gpu=use_gpu,
@@ -255,7 +281,9 @@ def run_search(
             tune_config=tune.TuneConfig(
                 metric=space.metric,
                 mode=space.mode,
-                search_alg=build_searcher(space, study_storage),
+                search_alg=build_searcher(
+                    space, study_storage, TrialNetwork(space, base_model, shards)
+                ),
                 scheduler=build_scheduler(space),
                 num_samples=space.total_runs,
                 max_concurrent_trials=concurrency,

@@ -319,6 +319,33 @@ def test_the_same_network_is_trained_once(ray_session, tiny_shards, tmp_path):
     assert second["wall_s"] < first["wall_s"] / 2
 
 
+def test_a_network_running_is_not_started_again(ray_session, tiny_shards, tmp_path):
+    """r = 31.43 and r = 32 build the same network and come first, two trials at a time: the
+    second is held back while the first trains, r = 8 takes its place, and once the first
+    ends the held one replays its reports. Optuna still gets all three results."""
+    from raysearch.space import parse_space
+
+    raw = {
+        "name": "twins",
+        "trials": 3,
+        "concurrency": 2,
+        "train": {"epochs": 2, "batch_size": 16, "patience": 0, "max_train_segments": 64},
+        "model": {"channels": [8, 16, 32, 64, 32]},
+        "resources": {"cpu": 1, "gpu": 0},
+        "initial_points": [{"ratio": 31.43}, {"ratio": 32}, {"ratio": 8}],
+        "params": {"ratio": {"type": "float", "low": 2, "high": 64, "log": True}},
+    }
+    storage, results = tmp_path / "storage", tmp_path / "results"
+    run_search(parse_space(raw, "twins"), tiny_shards, str(storage), str(results), verbose=0)
+    board = pd.read_csv(results / "leaderboard.csv").set_index("ratio")
+    assert board.loc[31.43, "se_widths"] == board.loc[32.0, "se_widths"]
+    assert board.loc[32.0, "reused_from"] == board.loc[31.43, "trial_id"]
+    assert board["reused_from"].notna().sum() == 1
+    assert set(board["status"]) == {"completed"}
+    told = {t.params["ratio"]: t.value for t in study_trials(storage, "twins")}
+    assert told == {r: board.loc[r, "best_val_acc"] for r in (31.43, 32.0, 8.0)}
+
+
 def test_optuna_dashboard_serves_the_study(smoke_run):
     """optuna-dashboard, started on the journal beside the experiment, answers with the study."""
     import json
