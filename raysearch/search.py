@@ -82,7 +82,7 @@ def run_trial(
     import ray.tune
 
     from raysearch import networks
-    from raysearch.training.runner import build_trainer, scalars, train_in_process
+    from raysearch.training.runner import build_trainer, train_in_process, tune_reporter
 
     network = TrialNetwork(space, base_model, shards)
     model_config, train_config = network.configs(config)
@@ -108,12 +108,28 @@ def run_trial(
             callbacks=[TuneReportCallback()],
         )
         final = dict(trainer.fit().return_value or {})
-    else:
-        final = train_in_process(model_config, train_config, ray.get(splits_ref[0]), spectrogram)
-    if "test_acc" in final:
-        reports = [dict(h) for h in final["history"]]
-        reports[-1] = scalars(final)
-        networks.record(experiment, key, trial_id, reports)
+        if "test_acc" in final:
+            networks.record(experiment, key, trial_id, replay_reports(final))
+        return
+
+    def report(metrics: dict, checkpoint_dir: str | None) -> None:
+        if "test_acc" in metrics:  # the last epoch's report, with the history
+            # kept before reporting: Tune may stop the trial at this report (ASHA does at
+            # max_t), and then nothing after the call runs
+            networks.record(experiment, key, trial_id, replay_reports(metrics))
+        tune_reporter(metrics, checkpoint_dir)
+
+    train_in_process(model_config, train_config, ray.get(splits_ref[0]), spectrogram, report)
+
+
+def replay_reports(final: dict) -> list[dict]:
+    """What a twin of a finished trial reports: its per-epoch reports, the last with the test
+    metrics (``final`` is the loop's last report, ``history`` included)."""
+    from raysearch.training.runner import scalars
+
+    reports = [dict(h) for h in final["history"]]
+    reports[-1] = scalars(final)
+    return reports
 
 
 def trial_resources(space: SearchSpace, use_gpu: bool, worker_group: bool) -> dict:

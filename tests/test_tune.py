@@ -329,6 +329,8 @@ def test_a_network_running_is_not_started_again(ray_session, tiny_shards, tmp_pa
         "name": "twins",
         "trials": 3,
         "concurrency": 2,
+        # ASHA stops a trial at its last epoch (t = max_t): nothing after that report runs
+        "scheduler": {"type": "asha", "grace_period": 2},
         "train": {"epochs": 2, "batch_size": 16, "patience": 0, "max_train_segments": 64},
         "model": {"channels": [8, 16, 32, 64, 32]},
         "resources": {"cpu": 1, "gpu": 0},
