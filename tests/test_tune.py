@@ -39,6 +39,11 @@ LEADERBOARD_COLUMNS = [
 ]
 
 
+def read_board(path) -> pd.DataFrame:
+    """A leaderboard CSV, trial ids as text (an id of digits only would read as a number)."""
+    return pd.read_csv(path, dtype={"trial_id": str, "reused_from": str})
+
+
 def study_trials(storage: Path, name: str) -> list:
     """The finished trials of the Optuna study a search persisted beside its experiment."""
     import optuna
@@ -64,7 +69,7 @@ def smoke_run(ray_session, tiny_shards, tmp_path_factory):
 
 def test_smoke_search_writes_a_full_leaderboard(smoke_run):
     space, _, results, _ = smoke_run
-    board = pd.read_csv(results / "leaderboard.csv")
+    board = read_board(results / "leaderboard.csv")
     assert list(board.columns) == LEADERBOARD_COLUMNS
     assert len(board) == space.trials == 3
     assert list(board["rank"]) == [1, 2, 3]
@@ -102,8 +107,8 @@ def test_leaderboard_cli_rebuilds_the_same_board(smoke_run, tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    again = pd.read_csv(tmp_path / "leaderboard.csv")
-    first = pd.read_csv(results / "leaderboard.csv")
+    again = read_board(tmp_path / "leaderboard.csv")
+    first = read_board(results / "leaderboard.csv")
     pd.testing.assert_frame_equal(again.drop(columns="wall_s"), first.drop(columns="wall_s"))
     assert "--shards" in (tmp_path / "leaderboard.md").read_text()  # kept in the experiment
 
@@ -112,7 +117,7 @@ def test_the_optuna_study_is_persisted_beside_the_experiment(smoke_run):
     space, storage, results, _ = smoke_run
     trials = study_trials(storage, space.name)
     assert len(trials) == space.trials
-    board = pd.read_csv(results / "leaderboard.csv")
+    board = read_board(results / "leaderboard.csv")
     assert sorted(t.value for t in trials) == sorted(board["best_val_acc"])
     assert sorted(t.params["ratio"] for t in trials) == sorted(board["ratio"])
 
@@ -125,7 +130,7 @@ def test_mlflow_gets_every_trial_with_params_metrics_and_checkpoint(smoke_run):
     experiment = client.get_experiment_by_name(space.name)
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == space.trials
-    board = pd.read_csv(results / "leaderboard.csv")
+    board = read_board(results / "leaderboard.csv")
     assert sorted(float(r.data.params["ratio"]) for r in runs) == sorted(board["ratio"])
     for run in runs:
         history = client.get_metric_history(run.info.run_id, "val_acc")
@@ -159,7 +164,7 @@ def _completed(results: Path) -> pd.DataFrame:
     path = results / "leaderboard.csv"
     if not path.exists():
         return pd.DataFrame()
-    board = pd.read_csv(path)
+    board = read_board(path)
     return board[board["status"] == "completed"]
 
 
@@ -203,7 +208,7 @@ def test_resume_after_sigkill_finishes_exactly_n_trials(ray_session, tiny_shards
 
     resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    board = pd.read_csv(results / "leaderboard.csv").set_index("trial_id")
+    board = read_board(results / "leaderboard.csv").set_index("trial_id")
     assert len(board) == 4
     assert set(board["status"]) == {"completed"}
     for trial_id, row in finished.iterrows():  # kept, not re-run: same numbers, same wall time
@@ -273,7 +278,7 @@ def test_a_killed_trial_is_retried_from_its_last_checkpoint(ray_session, tiny_sh
     epochs = [json.loads(line)["epoch"] for line in result.read_text().splitlines() if line]
     assert epochs.count(1) == 1, epochs  # the retry did not start over
     assert epochs[-1] == 5
-    board = pd.read_csv(tmp_path / "results" / "leaderboard.csv")
+    board = read_board(tmp_path / "results" / "leaderboard.csv")
     assert list(board["status"]) == ["completed"] and board.loc[0, "epochs_run"] == 5
 
 
@@ -310,7 +315,7 @@ def test_the_same_network_is_trained_once(ray_session, tiny_shards, tmp_path):
     space = parse_space(raw, "dedup")
     results = tmp_path / "results"
     run_search(space, tiny_shards, str(tmp_path / "storage"), str(results), verbose=0)
-    board = pd.read_csv(results / "leaderboard.csv").set_index("ratio")
+    board = read_board(results / "leaderboard.csv").set_index("ratio")
     first, second = board.loc[31.43], board.loc[32.0]
     assert first["se_widths"] == second["se_widths"]
     assert second["reused_from"] == first["trial_id"]
@@ -339,7 +344,7 @@ def test_a_network_running_is_not_started_again(ray_session, tiny_shards, tmp_pa
     }
     storage, results = tmp_path / "storage", tmp_path / "results"
     run_search(parse_space(raw, "twins"), tiny_shards, str(storage), str(results), verbose=0)
-    board = pd.read_csv(results / "leaderboard.csv").set_index("ratio")
+    board = read_board(results / "leaderboard.csv").set_index("ratio")
     assert board.loc[31.43, "se_widths"] == board.loc[32.0, "se_widths"]
     assert board.loc[32.0, "reused_from"] == board.loc[31.43, "trial_id"]
     assert board["reused_from"].notna().sum() == 1
@@ -384,7 +389,7 @@ def test_predict_loads_the_best_checkpoint_the_leaderboard_names(smoke_run, tmp_
     from tests.conftest import write_clip
 
     _, _, results, _ = smoke_run
-    best = pd.read_csv(results / "leaderboard.csv").iloc[0]
+    best = read_board(results / "leaderboard.csv").iloc[0]
     clip = write_clip(tmp_path / "song.wav", 7.0)
     done = subprocess.run(
         [sys.executable, "-m", "raysearch.predict", best["checkpoint"], str(clip)],
@@ -420,7 +425,7 @@ def test_a_time_budget_that_ends_trials_before_they_report(ray_session, tiny_sha
         time_budget_s=3,
     )
     assert time.time() - started < 120
-    board = pd.read_csv(results / "leaderboard.csv")
+    board = read_board(results / "leaderboard.csv")
     assert 1 <= len(board) < 4  # the budget ended the search before every trial started
     assert set(board["status"]) <= {"completed", "stopped early", "no result"}
     reported = board["best_val_acc"].notna()
