@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 from raysearch.dimensions import RUNTIME_TRAIN_KEYS
 from raysearch.model import ModelConfig, reduced_width
@@ -61,7 +62,27 @@ def lookup(experiment: str, key: str) -> dict | None:
         return None  # half-written by a killed driver: train again
 
 
+def replay_reports(final: dict) -> list[dict]:
+    """What a twin of a finished trial reports: its per-epoch reports, the last one with the
+    test metrics. ``final`` is the loop's last report, which carries the ``history``."""
+    reports = [dict(h) for h in final["history"]]
+    reports[-1] = {k: v for k, v in final.items() if k != "history"}
+    return reports
+
+
 def record(experiment: str, key: str, trial_id: str, reports: list[dict]) -> None:
     """Keep a completed trial's reports (the last one with its test metrics)."""
     payload = {"trial_id": trial_id, "reports": reports}
     write_text_atomic(location(experiment, key), json.dumps(payload, default=str))
+
+
+@dataclass(frozen=True)
+class Record:
+    """Where a trial keeps its network's reports: ``keep`` takes the loop's last report."""
+
+    experiment: str
+    key: str
+    trial_id: str
+
+    def keep(self, final: dict) -> None:
+        record(self.experiment, self.key, self.trial_id, replay_reports(final))

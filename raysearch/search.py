@@ -82,7 +82,7 @@ def run_trial(
     import ray.tune
 
     from raysearch import networks
-    from raysearch.training.runner import build_trainer, train_in_process, tune_reporter
+    from raysearch.training.runner import build_trainer, keeping, train_in_process, tune_reporter
 
     network = TrialNetwork(space, base_model, shards)
     model_config, train_config = network.configs(config)
@@ -106,30 +106,13 @@ def run_trial(
             name=f"{space.name}-{trial_id}",
             storage_path=join(storage, space.name, "train_runs"),
             callbacks=[TuneReportCallback()],
+            record=networks.Record(experiment, key, trial_id),
         )
-        final = dict(trainer.fit().return_value or {})
-        if "test_acc" in final:
-            networks.record(experiment, key, trial_id, replay_reports(final))
+        trainer.fit()
         return
 
-    def report(metrics: dict, checkpoint_dir: str | None) -> None:
-        if "test_acc" in metrics:  # the last epoch's report, with the history
-            # kept before reporting: Tune may stop the trial at this report (ASHA does at
-            # max_t), and then nothing after the call runs
-            networks.record(experiment, key, trial_id, replay_reports(metrics))
-        tune_reporter(metrics, checkpoint_dir)
-
+    report = keeping(networks.Record(experiment, key, trial_id), tune_reporter)
     train_in_process(model_config, train_config, ray.get(splits_ref[0]), spectrogram, report)
-
-
-def replay_reports(final: dict) -> list[dict]:
-    """What a twin of a finished trial reports: its per-epoch reports, the last with the test
-    metrics (``final`` is the loop's last report, ``history`` included)."""
-    from raysearch.training.runner import scalars
-
-    reports = [dict(h) for h in final["history"]]
-    reports[-1] = scalars(final)
-    return reports
 
 
 def trial_resources(space: SearchSpace, use_gpu: bool, worker_group: bool) -> dict:
@@ -303,8 +286,10 @@ def run_search(
                 scheduler=build_scheduler(space),
                 num_samples=space.total_runs,
                 max_concurrent_trials=concurrency,
-                # a finished trial's process (torch imported, CUDA context up) runs the next
-                reuse_actors=True,
+                # a finished trial's process (torch imported, CUDA context up) runs the next;
+                # not a worker-group trial's: one that Tune stops is still inside
+                # trainer.fit(), Tune cannot reset its actor, and the next trial on it fails
+                reuse_actors=space.resources.workers == 1 and not worker_group,
                 time_budget_s=time_budget_s,
             ),
             run_config=tune.RunConfig(

@@ -353,6 +353,33 @@ def test_a_network_running_is_not_started_again(ray_session, tiny_shards, tmp_pa
     assert told == {r: board.loc[r, "best_val_acc"] for r in (31.43, 32.0, 8.0)}
 
 
+def test_worker_group_trials_under_asha(ray_session, tiny_shards, tmp_path):
+    """Trials in Ray Train worker groups (``workers > 1`` takes this path) under ASHA, which
+    stops each at its last epoch: the next trial still starts (a stopped worker-group trial's
+    actor cannot be reused) and r = 32 replays r = 31.43, recorded by rank 0."""
+    from raysearch.space import parse_space
+
+    raw = {
+        "name": "group-asha",
+        "trials": 2,
+        "concurrency": 1,
+        "scheduler": {"type": "asha", "grace_period": 2},
+        "train": {"epochs": 2, "batch_size": 16, "patience": 0, "max_train_segments": 64},
+        "model": {"channels": [8, 16, 32, 64, 32]},
+        "resources": {"cpu": 1, "gpu": 0},
+        "initial_points": [{"ratio": 31.43}, {"ratio": 32}],
+        "params": {"ratio": {"type": "float", "low": 2, "high": 64, "log": True}},
+    }
+    results = tmp_path / "results"
+    space = parse_space(raw, "group-asha")
+    run_search(
+        space, tiny_shards, str(tmp_path / "storage"), str(results), verbose=0, worker_group=True
+    )
+    board = read_board(results / "leaderboard.csv").set_index("ratio")
+    assert set(board["status"]) == {"completed"}
+    assert board.loc[32.0, "reused_from"] == board.loc[31.43, "trial_id"]
+
+
 def test_optuna_dashboard_serves_the_study(smoke_run):
     """optuna-dashboard, started on the journal beside the experiment, answers with the study."""
     import json

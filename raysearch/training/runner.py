@@ -58,6 +58,21 @@ def tune_reporter(metrics: dict, checkpoint_dir: str | None) -> None:
     ray.tune.report(scalars(metrics), checkpoint=checkpoint)
 
 
+def keeping(record, report):
+    """``report``, keeping the network's record (:class:`raysearch.networks.Record`, or None)
+    at the last epoch first: Tune may stop a trial at that report (ASHA does at max_t), and
+    then nothing after the call runs. Only rank 0's last report has the test metrics."""
+    if record is None:
+        return report
+
+    def report_and_keep(metrics: dict, checkpoint_dir: str | None) -> None:
+        if "test_acc" in metrics:
+            record.keep(metrics)
+        report(metrics, checkpoint_dir)
+
+    return report_and_keep
+
+
 def train_reporter(metrics: dict, checkpoint_dir: str | None) -> None:
     import ray.train
 
@@ -130,7 +145,7 @@ def train_worker(loop_config: dict) -> dict | None:
         ModelConfig.from_dict(loop_config["model"]),
         config,
         splits,
-        train_reporter,
+        keeping(loop_config.get("record"), train_reporter),
         placement,
         loop_config.get("spectrogram", {}),
         resume_from=_local_copy(checkpoint),
@@ -147,11 +162,13 @@ def build_trainer(
     name: str,
     storage_path: str,
     callbacks: list | None = None,
+    record=None,
 ):
     """A ``TorchTrainer`` running :func:`train_worker` on ``config.workers`` ranks.
 
     ``config.use_gpu`` must be decided (True / False) by the caller; ``splits_ref`` is the
-    object-store reference of the splits dict (``ray.put(load_splits(shards))``).
+    object-store reference of the splits dict (``ray.put(load_splits(shards))``); ``record``
+    (a :class:`raysearch.networks.Record`) is where rank 0 keeps a search trial's network.
     """
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -172,6 +189,7 @@ def build_trainer(
             "model": model_config.to_dict(),
             "spectrogram": spectrogram,
             "splits": splits_ref,
+            "record": record,
         },
         scaling_config=ScalingConfig(
             num_workers=config.workers, use_gpu=use_gpu, resources_per_worker=resources
