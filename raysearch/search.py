@@ -48,16 +48,11 @@ class TrialNetwork:
     shards: str
 
     def configs(self, config: dict):
+        from raysearch.training.data import sized_as
+
         repeat = int(config.get("__trial_index__", 0))
         model_config, train_config = self.space.configs_for(config, repeat)
-        model_config = dataclasses.replace(
-            model_config,
-            input_shape=self.base_model.input_shape,
-            n_classes=self.base_model.n_classes,
-            input_mean=self.base_model.input_mean,
-            input_std=self.base_model.input_std,
-        )
-        return model_config, train_config
+        return sized_as(model_config, self.base_model), train_config
 
     def __call__(self, config: dict) -> str:
         from raysearch import networks
@@ -90,6 +85,7 @@ def run_trial(
     experiment = join(storage, space.name)
     key = network(config)
     trial_id = ray.tune.get_context().get_trial_id()
+    record = networks.Record(experiment, key, trial_id)
     finished = networks.lookup(experiment, key)
     if finished and finished["trial_id"] != trial_id:
         for report in finished["reports"]:  # the same curve for Optuna and ASHA, no training
@@ -106,12 +102,12 @@ def run_trial(
             name=f"{space.name}-{trial_id}",
             storage_path=join(storage, space.name, "train_runs"),
             callbacks=[TuneReportCallback()],
-            record=networks.Record(experiment, key, trial_id),
+            record=record,
         )
         trainer.fit()
         return
 
-    report = keeping(networks.Record(experiment, key, trial_id), tune_reporter)
+    report = keeping(record, tune_reporter)
     train_in_process(model_config, train_config, ray.get(splits_ref[0]), spectrogram, report)
 
 

@@ -84,9 +84,14 @@ def model_config_for(shards: str, **overrides):
 
 def sized_like(model_config, shards: str):
     """``model_config`` with the input shape, classes and standardisation of ``shards``."""
+    return sized_as(model_config, model_config_for(shards))
+
+
+def sized_as(model_config, sized):
+    """``model_config`` with the input shape, classes and standardisation of ``sized`` (a model
+    config from :func:`model_config_for`), without reading the manifest again."""
     import dataclasses
 
-    sized = model_config_for(shards)
     return dataclasses.replace(
         model_config,
         input_shape=sized.input_shape,

@@ -252,13 +252,14 @@ def fit(
             )
             if not last:
                 save_resume_state(checkpoint_dir, bare, optimizer, progress, augment_rng)
-        # the last report carries the epoch history too (reporters send only the scalars):
-        # a caller may have to act on it there, as a trial can be stopped at its last report
-        report({**metrics, "history": progress.history} if last else metrics, checkpoint_dir)
+        if last:  # the final metrics, also in the last report (reporters send only scalars):
+            # a caller may have to act on them there, as a trial can be stopped at that report
+            metrics["history"] = progress.history
+        report(metrics, checkpoint_dir)
         if checkpoint_dir is not None:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if last:
-            return {**metrics, "history": progress.history} if rank == 0 else {}
+            return metrics if rank == 0 else {}
     return {}
 
 
