@@ -297,22 +297,29 @@ def _kill_trial_processes() -> int:
     return killed
 
 
-def test_the_same_network_is_trained_once(ray_session, tiny_shards, tmp_path):
-    """r = 31.43 and r = 32 build the same network on these channels: the second trial reports
-    the first one's results instead of training."""
+def twin_space(name: str, ratios: list[float], **settings):
+    """A small ratio space whose first points are ``ratios`` (31.43 and 32 build the same
+    network on its channels), 2 epochs of 64 segments; ``settings`` add or replace keys."""
     from raysearch.space import parse_space
 
     raw = {
-        "name": "dedup",
-        "trials": 2,
+        "name": name,
+        "trials": len(ratios),
         "concurrency": 1,
         "train": {"epochs": 2, "batch_size": 16, "patience": 0, "max_train_segments": 64},
         "model": {"channels": [8, 16, 32, 64, 32]},
         "resources": {"cpu": 1, "gpu": 0},
-        "initial_points": [{"ratio": 31.43}, {"ratio": 32}],
+        "initial_points": [{"ratio": r} for r in ratios],
         "params": {"ratio": {"type": "float", "low": 2, "high": 64, "log": True}},
+        **settings,
     }
-    space = parse_space(raw, "dedup")
+    return parse_space(raw, name)
+
+
+def test_the_same_network_is_trained_once(ray_session, tiny_shards, tmp_path):
+    """r = 31.43 and r = 32 build the same network on these channels: the second trial reports
+    the first one's results instead of training."""
+    space = twin_space("dedup", [31.43, 32])
     results = tmp_path / "results"
     run_search(space, tiny_shards, str(tmp_path / "storage"), str(results), verbose=0)
     board = read_board(results / "leaderboard.csv").set_index("ratio")
@@ -328,22 +335,11 @@ def test_a_network_running_is_not_started_again(ray_session, tiny_shards, tmp_pa
     """r = 31.43 and r = 32 build the same network and come first, two trials at a time: the
     second is held back while the first trains, r = 8 takes its place, and once the first
     ends the held one replays its reports. Optuna still gets all three results."""
-    from raysearch.space import parse_space
-
-    raw = {
-        "name": "twins",
-        "trials": 3,
-        "concurrency": 2,
-        # ASHA stops a trial at its last epoch (t = max_t): nothing after that report runs
-        "scheduler": {"type": "asha", "grace_period": 2},
-        "train": {"epochs": 2, "batch_size": 16, "patience": 0, "max_train_segments": 64},
-        "model": {"channels": [8, 16, 32, 64, 32]},
-        "resources": {"cpu": 1, "gpu": 0},
-        "initial_points": [{"ratio": 31.43}, {"ratio": 32}, {"ratio": 8}],
-        "params": {"ratio": {"type": "float", "low": 2, "high": 64, "log": True}},
-    }
+    # ASHA stops a trial at its last epoch (t = max_t): nothing after that report runs
+    asha = {"type": "asha", "grace_period": 2}
+    space = twin_space("twins", [31.43, 32, 8], concurrency=2, scheduler=asha)
     storage, results = tmp_path / "storage", tmp_path / "results"
-    run_search(parse_space(raw, "twins"), tiny_shards, str(storage), str(results), verbose=0)
+    run_search(space, tiny_shards, str(storage), str(results), verbose=0)
     board = read_board(results / "leaderboard.csv").set_index("ratio")
     assert board.loc[31.43, "se_widths"] == board.loc[32.0, "se_widths"]
     assert board.loc[32.0, "reused_from"] == board.loc[31.43, "trial_id"]
@@ -357,21 +353,9 @@ def test_worker_group_trials_under_asha(ray_session, tiny_shards, tmp_path):
     """Trials in Ray Train worker groups (``workers > 1`` takes this path) under ASHA, which
     stops each at its last epoch: the next trial still starts (a stopped worker-group trial's
     actor cannot be reused) and r = 32 replays r = 31.43, recorded by rank 0."""
-    from raysearch.space import parse_space
-
-    raw = {
-        "name": "group-asha",
-        "trials": 2,
-        "concurrency": 1,
-        "scheduler": {"type": "asha", "grace_period": 2},
-        "train": {"epochs": 2, "batch_size": 16, "patience": 0, "max_train_segments": 64},
-        "model": {"channels": [8, 16, 32, 64, 32]},
-        "resources": {"cpu": 1, "gpu": 0},
-        "initial_points": [{"ratio": 31.43}, {"ratio": 32}],
-        "params": {"ratio": {"type": "float", "low": 2, "high": 64, "log": True}},
-    }
+    asha = {"type": "asha", "grace_period": 2}
+    space = twin_space("group-asha", [31.43, 32], scheduler=asha)
     results = tmp_path / "results"
-    space = parse_space(raw, "group-asha")
     run_search(
         space, tiny_shards, str(tmp_path / "storage"), str(results), verbose=0, worker_group=True
     )
