@@ -96,12 +96,14 @@ class SEBlock(nn.Module):
         self.reduce = nn.Linear(channels, hidden)
         self.expand = nn.Linear(hidden, channels)
 
-    def gate(self, x: torch.Tensor) -> torch.Tensor:
-        squeezed = x.mean(dim=(2, 3))  # (B, C)
-        return torch.sigmoid(self.expand(F.relu(self.reduce(squeezed))))  # (B, C)
+    def excite(self, squeezed: torch.Tensor) -> torch.Tensor:
+        """The gate (B, C) from the channel means (B, C): the only layers whose width
+        depends on r (``compile_model(share_se=True)`` keeps them out of compiled graphs)."""
+        return torch.sigmoid(self.expand(F.relu(self.reduce(squeezed))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x)[:, :, None, None]  # (B, C, H, W)
+        squeezed = x.mean(dim=(2, 3))  # (B, C)
+        return x * self.excite(squeezed)[:, :, None, None]  # (B, C, H, W)
 
 
 class ConvBlock(nn.Module):

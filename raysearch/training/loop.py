@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from raysearch.model import SECNN, ModelConfig, count_parameters
+from raysearch.model import SECNN, ModelConfig, SEBlock, count_parameters
 from raysearch.training.augment import Augmenter, mixup_loss
 from raysearch.training.checkpoint import CHECKPOINT_FILE, save_checkpoint
 from raysearch.training.config import TrainConfig
@@ -263,17 +263,30 @@ def fit(
     return {}
 
 
-def compile_model(model: torch.nn.Module, mode: str, backend: str = "inductor") -> torch.nn.Module:
+def compile_model(
+    model: torch.nn.Module, mode: str, backend: str = "inductor", share_se: bool = False
+) -> torch.nn.Module:
     """``torch.compile(model)`` after clearing what earlier trials of this process compiled.
 
     Dynamo keeps compiled code per Python function (``SECNN.forward``), with one entry per
     network shape, and past ``recompile_limit`` (8) entries it runs the function uncompiled
     without an error. A reused Tune actor trains one network after another, so from its ninth
     distinct network on ``--compile`` would silently do nothing. Clearing first compiles every
-    trial; a network compiled before comes back from Inductor's on-disk cache (0.4 s instead of
-    9 s on 2 CPU cores, ``benchmarks/compile_reuse.py``).
+    trial; a network compiled before comes back from Inductor's on-disk cache.
+
+    ``share_se`` runs the SE blocks' two small layers (the only ones whose width depends on r)
+    eagerly, with a graph break at each, so networks that differ only in r compile to the same
+    graphs and a second ratio loads them from the cache: 1.5-2 s instead of 7-12 s per network
+    on 2 CPU cores. The price is host time per step (13 graphs instead of 1: 2.4 ms more on a
+    step small enough that host time dominates), and the CPU step was 24 % slower;
+    ``benchmarks/compile_reuse.py`` measures both, and the loop keeps whole graphs until a GPU
+    run says which wins there.
     """
     torch._dynamo.reset()
+    if share_se:
+        for block in model.modules():
+            if isinstance(block, SEBlock):  # an instance attribute, shadowing the method
+                block.excite = torch.compiler.disable(block.excite, recursive=True)
     return torch.compile(model, mode=mode, backend=backend)
 
 
