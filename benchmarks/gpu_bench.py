@@ -208,10 +208,19 @@ def trial_task(splits_ref: list, model_config, train_config) -> dict:
 
 
 def throughput(
-    splits_ref, model_config, base_config, side: Side, use_gpu: bool, sampler, env: dict
+    splits_ref,
+    model_config,
+    base_config,
+    side: Side,
+    use_gpu: bool,
+    sampler,
+    env: dict,
+    timeout_s: float,
 ) -> dict:
     """``side.trials`` concurrent trials on the GPU (or CPU tasks); aggregate wall-clock
-    segments/s. ``env``: environment variables of the trials' processes (MPS's pipe folder)."""
+    segments/s. ``env``: environment variables of the trials' processes (MPS's pipe folder).
+    Trials still running after ``timeout_s`` (a client that cannot reach MPS may wait for
+    ever) are killed and the side raises ``TimeoutError``, leaving the rest of the run its time."""
     import ray
 
     k = side.trials
@@ -227,8 +236,14 @@ def throughput(
         ).remote(splits_ref, model_config, dataclasses.replace(config, seed=i))
         for i in range(k)
     ]
-    runs = ray.get(refs)
-    sampler.stop()
+    try:
+        runs = ray.get(refs, timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        raise TimeoutError(f"side {side.name}: trials not done after {timeout_s:.0f} s") from None
+    finally:
+        sampler.stop()
     steady = [r for run in runs for r in run["reports"][1:]] or [
         r for run in runs for r in run["reports"]
     ]
@@ -448,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                 use_gpu,
                 sampler,
                 mps.env if side.mps else {},
+                timeout_s=max(30.0, left() - args.search_budget_s - 45),
             )
             report["sides"].append(row)
             say(f"side {side.name}: {row}")
