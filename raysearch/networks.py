@@ -11,6 +11,13 @@ per-epoch reports and final metrics); a later trial with the same key reports th
 training. A suggestion whose twin is still running is held back by the searcher until the twin
 ends (:mod:`raysearch.twins`); with ``repeats`` (no twin holding) two equal trials running at
 the same time both train, and the first to finish is kept.
+
+A trial that ends before its last epoch (a scheduler such as ASHA stopped it, or it failed)
+leaves ``_networks/<key>.partial.json``: its reports so far, written before each report (a
+stopped trial's process ends inside the report that stopped it). A later twin reports those
+again, and the scheduler usually stops it at the same point; if it does not, the twin trains
+from the start without reporting the epochs it replayed (the same seed gives the same epochs)
+and goes on from there. The last trial to write a key's partial record wins.
 """
 
 from __future__ import annotations
@@ -62,6 +69,22 @@ def lookup(experiment: str, key: str) -> dict | None:
         return None  # half-written by a killed driver: train again
 
 
+def partial_location(experiment: str, key: str) -> str:
+    return join(experiment, FOLDER, f"{key}.partial.json")
+
+
+def lookup_partial(experiment: str, key: str) -> dict | None:
+    """The reports a trial of this key made before it ended early: ``{"trial_id", "reports"}``,
+    or None."""
+    path = partial_location(experiment, key)
+    if not exists(path):
+        return None
+    try:
+        return json.loads(read_text(path))
+    except (OSError, ValueError):
+        return None
+
+
 def replay_reports(final: dict) -> list[dict]:
     """What a twin of a finished trial reports: its per-epoch reports, the last one with the
     test metrics. ``final`` is the loop's last report, which carries the ``history``."""
@@ -86,3 +109,10 @@ class Record:
 
     def keep(self, final: dict) -> None:
         record(self.experiment, self.key, self.trial_id, replay_reports(final))
+
+    def keep_partial(self, reports: list[dict]) -> None:
+        """The reports of epochs 1..n so far (the trial may end at the next report)."""
+        payload = {"trial_id": self.trial_id, "reports": reports}
+        write_text_atomic(
+            partial_location(self.experiment, self.key), json.dumps(payload, default=str)
+        )

@@ -107,7 +107,15 @@ def run_trial(
         trainer.fit()
         return
 
-    report = keeping(record, tune_reporter)
+    replayed = 0
+    stopped = networks.lookup_partial(experiment, key)
+    if stopped and stopped["trial_id"] != trial_id and ray.tune.get_checkpoint() is None:
+        # a twin that ended early: its curve again, where the scheduler will likely stop this
+        # trial too (nothing after that report runs); if not, train on from the start
+        for report in stopped["reports"]:
+            ray.tune.report({**report, "reused_from": stopped["trial_id"]})
+        replayed = len(stopped["reports"])
+    report = keeping(record, tune_reporter, replayed)
     train_in_process(model_config, train_config, ray.get(splits_ref[0]), spectrogram, report)
 
 

@@ -7,7 +7,9 @@ reports), but two *running* twins both train. :class:`DeferTwins` wraps the spac
 a suggestion whose network (:func:`raysearch.networks.network_key`) is running or held is held
 back, and another suggestion takes its place while the search has trials left to ask for; when
 its twin ends, the held one is handed out and its trial replays the twin's reports in moments.
-If the twin ended without finishing (stopped by ASHA, failed), the held trial trains itself.
+If the twin ended without finishing (stopped by ASHA, failed), the held trial replays the
+epochs the twin reported, where ASHA usually stops it too, and trains on only if it is not
+stopped (:mod:`raysearch.networks`).
 """
 
 from __future__ import annotations

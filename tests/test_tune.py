@@ -349,6 +349,71 @@ def test_a_network_running_is_not_started_again(ray_session, tiny_shards, tmp_pa
     assert told == {r: board.loc[r, "best_val_acc"] for r in (31.43, 32.0, 8.0)}
 
 
+def test_a_twin_of_a_stopped_trial_is_stopped_where_it_was(ray_session, tiny_shards, tmp_path):
+    """ASHA stops r = 31.43 after its first epoch (a learning rate that diverges, against r = 8's
+    that learns); r = 32, the same network, replays that epoch from the partial record and is
+    stopped there too, without training. Optuna is told both."""
+    from raysearch import networks
+    from raysearch.search import TrialNetwork
+    from raysearch.training.data import model_config_for
+
+    asha = {"type": "asha", "grace_period": 1, "reduction_factor": 2}
+    points = [{"ratio": 8, "lr": 0.001}, {"ratio": 31.43, "lr": 3.0}, {"ratio": 32, "lr": 3.0}]
+    space = twin_space(
+        "stopped-twin",
+        [],
+        trials=3,
+        metric="val_loss",
+        mode="min",
+        scheduler=asha,
+        train={"epochs": 3, "batch_size": 16, "patience": 0, "max_train_segments": 64},
+        initial_points=points,
+        params={
+            "ratio": {"type": "float", "low": 2, "high": 64, "log": True},
+            "lr": {"type": "float", "low": 1e-4, "high": 3.0, "log": True},
+        },
+    )
+    storage, results = tmp_path / "storage", tmp_path / "results"
+    run_search(space, tiny_shards, str(storage), str(results), verbose=0)
+    board = read_board(results / "leaderboard.csv").set_index("ratio")
+    stopped, twin = board.loc[31.43], board.loc[32.0]
+    assert board.loc[8.0, "status"] == "completed"
+    assert stopped["status"] == twin["status"] == "stopped early"
+    assert twin["reused_from"] == stopped["trial_id"]  # its last report was a replayed one
+    assert twin["best_val_acc"] == stopped["best_val_acc"] and twin["epochs_run"] == 1
+    key = TrialNetwork(space, model_config_for(tiny_shards), tiny_shards)(points[2])
+    partial = networks.lookup_partial(str(storage / space.name), key)
+    assert partial["trial_id"] == stopped["trial_id"] and len(partial["reports"]) == 1
+    told = {t.params["ratio"]: t.value for t in study_trials(storage, "stopped-twin")}
+    assert told[32.0] == told[31.43]
+
+
+def test_a_twin_of_a_stopped_trial_trains_on_when_not_stopped(ray_session, tiny_shards, tmp_path):
+    """A partial record (planted here: one epoch of an earlier trial) is reported again; no
+    scheduler stops the trial, so it trains from the start, reports only the epochs after the
+    replayed one, and leaves the whole network's record."""
+    import json
+
+    from raysearch import networks
+    from raysearch.search import TrialNetwork
+    from raysearch.training.data import model_config_for
+
+    space = twin_space("catch-up", [32])
+    storage, results = tmp_path / "storage", tmp_path / "results"
+    experiment = str(storage / space.name)
+    key = TrialNetwork(space, model_config_for(tiny_shards), tiny_shards)({"ratio": 32})
+    planted = {"epoch": 1, "val_acc": 0.0123, "best_val_acc": 0.0123, "val_loss": 9.0}
+    networks.Record(experiment, key, "earlier").keep_partial([planted])
+    run_search(space, tiny_shards, str(storage), str(results), verbose=0)
+    (result_file,) = (storage / space.name).glob("*/result.json")
+    reports = [json.loads(line) for line in result_file.read_text().splitlines()]
+    assert [r["epoch"] for r in reports] == [1, 2]
+    assert reports[0]["val_acc"] == 0.0123 and reports[0]["reused_from"] == "earlier"
+    assert "reused_from" not in reports[1] and "test_acc" in reports[1]
+    kept = networks.lookup(experiment, key)["reports"]
+    assert [r["epoch"] for r in kept] == [1, 2] and kept[0]["val_acc"] != 0.0123  # trained
+
+
 def test_worker_group_trials_under_asha(ray_session, tiny_shards, tmp_path):
     """Trials in Ray Train worker groups (``workers > 1`` takes this path) under ASHA, which
     stops each at its last epoch: the next trial still starts (a stopped worker-group trial's

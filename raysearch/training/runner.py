@@ -58,17 +58,27 @@ def tune_reporter(metrics: dict, checkpoint_dir: str | None) -> None:
     ray.tune.report(scalars(metrics), checkpoint=checkpoint)
 
 
-def keeping(record, report):
+def keeping(record, report, replayed: int = 0):
     """``report``, keeping the network's record (:class:`raysearch.networks.Record`, or None)
-    at the last epoch first: Tune may stop a trial at that report (ASHA does at max_t), and
-    then nothing after the call runs. Only rank 0's last report has the test metrics."""
-    if record is None:
+    first: at the last epoch the final metrics, before every other the reports so far (a
+    partial record). Tune may stop a trial at any report (ASHA does, and always at max_t), and
+    then nothing after the call runs. Only rank 0 reports validation and test metrics.
+    Epochs 1..``replayed`` were reported already (a twin's reports): they are neither reported
+    nor kept again."""
+    if record is None and not replayed:
         return report
+    reports: list[dict] = []
 
     def report_and_keep(metrics: dict, checkpoint_dir: str | None) -> None:
-        if "test_acc" in metrics:
+        if record is not None and "test_acc" in metrics:
             record.keep(metrics)
-        report(metrics, checkpoint_dir)
+        elif record is not None and "val_acc" in metrics:
+            reports.append(scalars(metrics))
+            # epochs 1..n (not a run resumed mid-way), and more than the twin's record has
+            if reports[0]["epoch"] == 1 and metrics["epoch"] > replayed:
+                record.keep_partial(reports)
+        if metrics["epoch"] > replayed:
+            report(metrics, checkpoint_dir)
 
     return report_and_keep
 
