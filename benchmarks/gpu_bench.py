@@ -220,7 +220,8 @@ def throughput(
     """``side.trials`` concurrent trials on the GPU (or CPU tasks); aggregate wall-clock
     segments/s. ``env``: environment variables of the trials' processes (MPS's pipe folder).
     Trials still running after ``timeout_s`` (a client that cannot reach MPS may wait for
-    ever) are killed and the side raises ``TimeoutError``, leaving the rest of the run its time."""
+    ever) are killed and the side raises ``TimeoutError``, leaving the rest of the run its time;
+    when one trial fails the others are killed too."""
     import ray
 
     k = side.trials
@@ -238,10 +239,14 @@ def throughput(
     ]
     try:
         runs = ray.get(refs, timeout=timeout_s)
-    except ray.exceptions.GetTimeoutError:
-        for ref in refs:
+    except BaseException as exc:  # a trial failed (out of memory?) or the deadline passed:
+        for ref in refs:  # end the others, so that they do not run into the next side
             ray.cancel(ref, force=True)
-        raise TimeoutError(f"side {side.name}: trials not done after {timeout_s:.0f} s") from None
+        if isinstance(exc, ray.exceptions.GetTimeoutError):
+            raise TimeoutError(
+                f"side {side.name}: trials not done after {timeout_s:.0f} s"
+            ) from None
+        raise
     finally:
         sampler.stop()
     steady = [r for run in runs for r in run["reports"][1:]] or [
