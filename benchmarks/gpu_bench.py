@@ -311,7 +311,14 @@ def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler, s
     statuses = {}
     for record in records:
         statuses[record.status] = statuses.get(record.status, 0) + 1
-    trial_epochs = sum(int(r.last_result.get("training_iteration", 0)) for r in records)
+    # twins of a network another trial trained: their last report was a replayed one, and
+    # their epochs cost nothing, so the rate counts only the epochs of trials that trained
+    replayed = sum(1 for r in records if r.last_result.get("reused_from"))
+    trial_epochs = sum(
+        int(r.last_result.get("training_iteration", 0))
+        for r in records
+        if not r.last_result.get("reused_from")
+    )
     finished = sum(1 for r in records if r.status in ("completed", "stopped early"))
     with tarfile.open(out / "search.tar.gz", "w:gz") as tar:
         tar.add(results, arcname="search")
@@ -337,6 +344,7 @@ def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler, s
         "wall_s": round(wall, 1),
         "trials_by_status": statuses,
         "trials_finished": finished,
+        "trials_replayed": replayed,
         "trial_epochs": trial_epochs,
         "trial_epochs_per_s": round(rate, 3),
         "asha_expected_trial_epochs_50": round(expected),
@@ -372,7 +380,8 @@ def markdown(report: dict) -> str:
             "",
             f"Search: {s['space']} with side {s['side']}, {s['trials_asked']} trials asked, "
             f"{s['epochs']} epochs, budget {s['budget_s']} s: wall {s['wall_s']} s, "
-            f"{s['trials_by_status']}, {s['trial_epochs']} trial-epochs "
+            f"{s['trials_by_status']} ({s.get('trials_replayed', 0)} replayed a twin's "
+            f"reports without training), {s['trial_epochs']} trial-epochs "
             f"({s['trial_epochs_per_s']}/s), GPU util {s['gpu_util_pct']} %. A 50-trial ASHA "
             f"search is about {s['asha_expected_trial_epochs_50']} trial-epochs: **extrapolated "
             f"{s['extrapolated_50_trial_wall_s']} s** (an extrapolation, not a run).",
