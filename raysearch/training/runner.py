@@ -77,7 +77,8 @@ def keeping(record, report, replayed: int = 0):
             # epochs 1..n (not a run resumed mid-way), and more than the twin's record has
             if reports[0]["epoch"] == 1 and metrics["epoch"] > replayed:
                 record.keep_partial(reports)
-        if metrics["epoch"] > replayed:
+        # a last report always goes out (a GPU's float noise may end a replayed run earlier)
+        if metrics["epoch"] > replayed or "test_acc" in metrics:
             report(metrics, checkpoint_dir)
 
     return report_and_keep
