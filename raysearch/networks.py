@@ -9,8 +9,7 @@ compilation). A completed trial leaves ``_networks/<key>.json`` in the experimen
 per-epoch reports and final metrics); a later trial with the same key reports those again
 (so Optuna and ASHA see the same curve) with ``reused_from`` naming the first trial, instead of
 training. A suggestion whose twin is still running is held back by the searcher until the twin
-ends (:mod:`raysearch.twins`); with ``repeats`` (no twin holding) two equal trials running at
-the same time both train, and the first to finish is kept.
+ends (:mod:`raysearch.twins`; with ``repeats``, a seed's run waits for the same seed's twin).
 
 A trial that ends before its last epoch (a scheduler such as ASHA stopped it, or it failed)
 leaves ``_networks/<key>.partial.json``: its reports so far, written before each report (a

@@ -70,7 +70,7 @@ class DeferTwins(Searcher):
 
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
         self.running.pop(trial_id, None)
-        self.inner.on_trial_complete(self.alias.get(trial_id, trial_id), result, error)
+        self.inner.on_trial_complete(self.alias.get(trial_id, trial_id), result=result, error=error)
 
     def save(self, checkpoint_path: str) -> None:
         with tempfile.TemporaryDirectory() as folder:

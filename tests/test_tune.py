@@ -349,6 +349,23 @@ def test_a_network_running_is_not_started_again(ray_session, tiny_shards, tmp_pa
     assert told == {r: board.loc[r, "best_val_acc"] for r in (31.43, 32.0, 8.0)}
 
 
+def test_twins_across_repeats_wait_and_replay(ray_session, tiny_shards, tmp_path):
+    """Two seeds of r = 31.43 and of r = 32, three trials at a time: r = 32's seed-s run is the
+    same network as r = 31.43's seed-s run (the seed is part of a network), so both wait while
+    those train and then replay them. Optuna gets each configuration's mean over the seeds."""
+    resources = {"cpu": 0.5, "gpu": 0}  # three fit at once on the two CPUs
+    space = twin_space("repeat-twins", [31.43, 32], repeats=2, concurrency=3, resources=resources)
+    storage, results = tmp_path / "storage", tmp_path / "results"
+    run_search(space, tiny_shards, str(storage), str(results), verbose=0)
+    board = read_board(results / "leaderboard_seeds.csv").set_index(["ratio", "seed"])
+    assert len(board) == 4 and set(board["status"]) == {"completed"}
+    for seed in (0, 1):  # without the wait, the third trial would train beside its twin
+        assert board.loc[(32.0, seed), "reused_from"] == board.loc[(31.43, seed), "trial_id"]
+    told = {t.params["ratio"]: t.value for t in study_trials(storage, "repeat-twins")}
+    mean = board.xs(31.43, level="ratio")["best_val_acc"].mean()
+    assert told == pytest.approx({31.43: mean, 32.0: mean})
+
+
 def test_a_twin_of_a_stopped_trial_is_stopped_where_it_was(ray_session, tiny_shards, tmp_path):
     """ASHA stops r = 31.43 after its first epoch (a learning rate that diverges, against r = 8's
     that learns); r = 32, the same network, replays that epoch from the partial record and is
