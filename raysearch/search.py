@@ -147,11 +147,12 @@ def concurrency_for(space: SearchSpace, cpus: float, gpus: float = 0.0) -> int:
 
 def build_searcher(space: SearchSpace, storage=None, network: TrialNetwork | None = None):
     """OptunaSearch with the space's sampler (seeded) and its study in ``storage`` (in memory
-    when None), wrapped in a Repeater for repeats and, given ``network`` (what a configuration
-    trains), in :class:`DeferTwins`."""
+    when None), wrapped in a :class:`ResumableRepeater` for repeats and, given ``network`` (what
+    a configuration trains), in :class:`DeferTwins`."""
     import optuna
-    from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
+
+    from raysearch.repeats import ResumableRepeater
 
     distributions = {p.name: p.optuna_distribution() for p in space.params}
     samplers = {
@@ -173,7 +174,7 @@ def build_searcher(space: SearchSpace, storage=None, network: TrialNetwork | Non
         storage=storage,
     )
     if space.repeats > 1:
-        searcher = Repeater(searcher, repeat=space.repeats, set_index=True)
+        searcher = ResumableRepeater(searcher, repeat=space.repeats, set_index=True)
     if network is not None:  # a repeat's seed is part of its network: twins share one
         from raysearch.twins import DeferTwins
 

@@ -14,12 +14,12 @@ stopped (:mod:`raysearch.networks`).
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from collections.abc import Callable
 
 from ray.tune.search import Searcher
+
+from raysearch.repeats import restore_state, saved_state
 
 
 class DeferTwins(Searcher):
@@ -73,22 +73,13 @@ class DeferTwins(Searcher):
         self.inner.on_trial_complete(self.alias.get(trial_id, trial_id), result=result, error=error)
 
     def save(self, checkpoint_path: str) -> None:
-        with tempfile.TemporaryDirectory() as folder:
-            inner_path = os.path.join(folder, "inner.pkl")
-            self.inner.save(inner_path)
-            with open(inner_path, "rb") as f:
-                inner_state = f.read()
         state = {k: getattr(self, k) for k in ("asked", "running", "held", "alias")}
         with open(checkpoint_path, "wb") as f:
-            pickle.dump({"state": state, "inner": inner_state}, f)
+            pickle.dump({"state": state, "inner": saved_state(self.inner)}, f)
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             saved = pickle.load(f)
         for name, value in saved["state"].items():
             setattr(self, name, value)
-        with tempfile.TemporaryDirectory() as folder:
-            inner_path = os.path.join(folder, "inner.pkl")
-            with open(inner_path, "wb") as f:
-                f.write(saved["inner"])
-            self.inner.restore(inner_path)
+        restore_state(self.inner, saved["inner"])

@@ -227,6 +227,46 @@ def test_resume_after_sigkill_finishes_exactly_n_trials(ray_session, tiny_shards
     )
 
 
+def test_resume_of_a_search_with_repeats(ray_session, tiny_shards, tmp_path):
+    """Killed while a configuration's seeds are half done, a search with repeats resumes and
+    gives Optuna every configuration's mean: the Repeater's groups survive the resume."""
+    space_file = tmp_path / "repeats.yaml"
+    space_file.write_text(
+        (SPACES / "smoke.yaml")
+        .read_text()
+        .replace("trials: 3", "trials: 2\nrepeats: 2")
+        .replace("name: smoke", "name: repeats")
+    )
+    results, storage = tmp_path / "results", tmp_path / "storage"
+    address = ray_session.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "raysearch.tune", "--space", str(space_file), "--shards",
+               tiny_shards, "--storage", str(storage), "--results", str(results),
+               "--address", address]  # fmt: skip
+    log = open(tmp_path / "first.log", "w")
+    driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    seeds, deadline = results / "leaderboard_seeds.csv", time.time() + 300
+
+    def completed() -> int:
+        return int((read_board(seeds)["status"] == "completed").sum()) if seeds.exists() else 0
+
+    while completed() < 1 and driver.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    assert driver.poll() is None, "the driver ended before it could be killed"
+    time.sleep(1.5)  # past the 1 s experiment-state save after a trial ends
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert 1 <= completed() < 4
+
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "not in group" not in resumed.stdout + resumed.stderr
+    board = read_board(seeds)
+    assert len(board) == 4 and set(board["status"]) == {"completed"}
+    told = {t.params["ratio"]: t.value for t in study_trials(storage, "repeats")}
+    means = board.groupby("ratio")["best_val_acc"].mean().to_dict()
+    assert told == pytest.approx(means)
+
+
 def test_gpu_where_none_exists_stops_before_any_trial(ray_session, tiny_shards, tmp_path):
     address = ray_session.get_runtime_context().gcs_address
     started = time.time()
