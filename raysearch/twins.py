@@ -9,7 +9,9 @@ back, and another suggestion takes its place while the search has trials left to
 its twin ends, the held one is handed out and its trial replays the twin's reports in moments.
 If the twin ended without finishing (stopped by ASHA, failed), the held trial replays the
 epochs the twin reported, where ASHA usually stops it too, and trains on only if it is not
-stopped (:mod:`raysearch.networks`).
+stopped (:mod:`raysearch.networks`). With ``repeats`` it wraps the
+:class:`~raysearch.repeats.ResumableRepeater`: a seed is part of a network, so a seed's run
+waits for the same seed's twin.
 """
 
 from __future__ import annotations
