@@ -109,6 +109,24 @@ def test_ratio_table_shows_the_se_widths_of_equal_networks(tmp_path):
     assert list(table["SE widths"]) == ["1,2,4,8,4", "1,2,4,8,4"]
 
 
+def test_ratio_table_and_leaderboard_name_the_same_best_of_tied_twins(tmp_path):
+    space = load_space(SPACES / "ratio.yaml")
+    records = [  # twins report the same curve: a tie, broken by trial id on the leaderboard
+        record("a", {"ratio": 32.0}, 0, 0.8, 0.7),
+        record("b", {"ratio": 31.43}, 0, 0.8, 0.7, reused_from="a"),
+    ]
+    write_results(space, records, str(tmp_path))
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    table = pd.read_csv(tmp_path / "table_5_2_ratio.csv").set_index("ratio r")
+    assert board.loc[0, "ratio"] == 32.0
+    assert table.loc[32.0, "within noise of best"] == "best (by val)"
+    assert table.loc[31.43, "within noise of best"] != "best (by val)"
+    summary = (tmp_path / "leaderboard.md").read_text()
+    assert "Trial-epochs: 6, of which 3 replayed by 1 twin(s) without training (3 trained)." in (
+        summary
+    )
+
+
 @pytest.mark.parametrize("name", ["ratio", "channels", "se_blocks", "joint", "smoke", "augment"])
 def test_best_command_round_trips_through_the_train_parser(name):
     """The best command, parsed by raysearch.train's own parser, gives exactly the trial's

@@ -88,7 +88,7 @@ def group_table(
     names = [n for n in (order or []) if n in groups] + sorted(
         (n for n in groups if n not in (order or [])), key=_sort_key
     )
-    best = max(names, key=lambda n: groups[n]["best_val_acc"].mean())
+    best = max(names, key=lambda n: _merit(groups[n]))
     rows = []
     for name in names:
         group = groups[name]
@@ -107,6 +107,14 @@ def group_table(
             row["report, split unknown (%)"] = "" if ref is None else f"{ref:.1f}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _merit(group: pd.DataFrame) -> tuple[float, int]:
+    """Mean validation accuracy; on a tie (twins: ratios that build the same network report
+    the same curve), the row of the leaderboard's better-ranked trial, so the table and the
+    leaderboard name the same best configuration."""
+    rank = int(group["rank"].min()) if "rank" in group else 0
+    return float(group["best_val_acc"].mean()), -rank
 
 
 def _sort_key(value):

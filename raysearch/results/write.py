@@ -72,6 +72,22 @@ def write_results(
     return trials
 
 
+def _epochs_line(trials: pd.DataFrame) -> str:
+    """What the search trained: its trial-epochs, less those of twins (trials of a network
+    another trial trained, :mod:`raysearch.networks`) that replayed its reports instead."""
+    if trials.empty:
+        return ""
+    epochs = pd.to_numeric(trials["epochs_run"], errors="coerce").fillna(0).astype(int)
+    replayed = trials["reused_from"].fillna("").astype(str) != ""
+    line = f"Trial-epochs: {int(epochs.sum())}"
+    if replayed.any():
+        line += (
+            f", of which {int(epochs[replayed].sum())} replayed by {int(replayed.sum())} "
+            f"twin(s) without training ({int(epochs[~replayed].sum())} trained)"
+        )
+    return line + "."
+
+
 def _markdown(space, trials, board, tables, experiment, meta) -> str:
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
     split = meta.get("split_level", "unknown")
@@ -86,7 +102,8 @@ def _markdown(space, trials, board, tables, experiment, meta) -> str:
         f"`{meta.get('shards', '?')}` ({meta.get('features', '?')} features, split by "
         f"**{split}**). Experiment: `{experiment}`. Trials: "
         + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-        + ".",
+        + ". "
+        + _epochs_line(trials),
         "",
     ]
     if split == "segment":
