@@ -165,3 +165,15 @@ def _cell(param, value):
     from raysearch.results.rank import cell
 
     return cell(param.decode(value))
+
+
+def test_a_saved_experiment_keeps_the_name_of_its_space_file(tmp_path):
+    from raysearch.results.records import load_experiment, save_experiment
+
+    space = load_space(SPACES / "ratio.yaml")
+    save_experiment(str(tmp_path), space, {"shards": "/data/shards"})
+    loaded, meta = load_experiment(str(tmp_path))
+    assert loaded.raw == space.raw and loaded.source == space.source
+    assert meta == {"shards": "/data/shards"}
+    write_results(loaded, [record("a", {"ratio": 16.0}, 0, 0.8, 0.7)], str(tmp_path / "r"))
+    assert "Search space `ratio.yaml`" in (tmp_path / "r" / "leaderboard.md").read_text()

@@ -3,6 +3,7 @@ and the metadata a search saves beside its experiment (its space and its shards)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -58,7 +59,7 @@ def records_from_experiment(experiment: str) -> list[TrialRecord]:
 
 
 def save_experiment(experiment: str, space: SearchSpace, meta: dict) -> None:
-    payload = {"space": space.raw, **meta}
+    payload = {"space": space.raw, "space_source": space.source, **meta}
     write_text_atomic(join(experiment, EXPERIMENT_FILE), json.dumps(payload, indent=1))
 
 
@@ -68,6 +69,9 @@ def load_experiment(experiment: str) -> tuple[SearchSpace, dict]:
     location = join(experiment, EXPERIMENT_FILE)
     if exists(location):
         payload = json.loads(read_text(location))
-        return parse_space(payload.pop("space"), location), payload
+        space = parse_space(payload.pop("space"), location)
+        # named after the file it was read from when the search started (tables, messages)
+        source = payload.pop("space_source", "") or location
+        return dataclasses.replace(space, source=source), payload
     location = join(experiment, OLD_SPACE_FILE)
     return parse_space(json.loads(read_text(location)), location), {}
