@@ -11,11 +11,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from raysearch.storage import publish  # noqa: E402
+
 
 def _save(fig, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder, prefix=".plot-")
+    publish(fd)
     os.close(fd)
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)

@@ -53,6 +53,26 @@ def read_text(location: str) -> str:
     return read_bytes(location).decode("utf-8")
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``os.umask`` can
+    only be read by setting it, which would race with threads creating files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish(fd: int) -> None:
+    """Give a file from ``tempfile.mkstemp`` (owner-only, 0600) the mode of any new file."""
+    os.fchmod(fd, 0o666 & ~current_umask())
+
+
 def write_bytes_atomic(location: str, data: bytes) -> None:
     """Write a file so that a reader sees the old content or the new one, never half of it.
 
@@ -69,6 +89,7 @@ def write_bytes_atomic(location: str, data: bytes) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
+        publish(fd)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
