@@ -155,6 +155,25 @@ def test_best_command_round_trips_through_the_train_parser(name):
             assert {k: v for k, v in parsed_train.to_dict().items() if k not in runtime} == mine
 
 
+def test_the_best_command_of_a_cpu_trial_keeps_its_thread_count(tmp_path):
+    from raysearch.train import build_parser
+
+    space = load_space(SPACES / "ratio.yaml")  # resources.cpu 1: one torch thread a trial
+    records = [
+        record("a", {"ratio": 16.0}, 0, 0.8, 0.7, device="cpu"),
+        record("b", {"ratio": 8.0}, 0, 0.7, 0.6, device="cuda (NVIDIA H100 80GB HBM3)"),
+    ]
+    write_results(space, records, str(tmp_path), plots=False)
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert list(board["device"]) == ["cpu", "cuda (NVIDIA H100 80GB HBM3)"]
+    text = (tmp_path / "leaderboard.md").read_text()
+    command = text.split("```bash\n")[1].split("\n```")[0]
+    args = build_parser().parse_args(shlex.split(command.replace("\\\n", " "))[3:])
+    assert args.threads == 1 and args.ratio == 16.0
+    on_gpu = best_command(space, board.iloc[1], None)
+    assert "--threads" not in on_gpu  # a GPU's numbers do not depend on it
+
+
 def _last(param):
     if param.type == "categorical":
         return param.encode(param.choices[-1])

@@ -72,6 +72,7 @@ def trial_frame(
             _parameter_count(sizing(model), counts) if model else np.nan
         )
         row["wall_s"] = round(float(result.get("time_total_s", np.nan)), 1)
+        row["device"] = result.get("device", "")  # cpu, or cuda (the GPU's name)
         row["reused_from"] = result.get("reused_from", "")
         row["features"] = meta.get("features", "")
         row["split_level"] = meta.get("split_level", "")
@@ -89,6 +90,7 @@ def trial_frame(
         "epochs_run",
         "n_params",
         "wall_s",
+        "device",
         "reused_from",
         "features",
         "split_level",
@@ -182,6 +184,7 @@ def config_frame(space: SearchSpace, trials: pd.DataFrame) -> pd.DataFrame:
             epochs_run_mean=float(done["epochs_run"].mean()) if len(done) else np.nan,
             n_params=group["n_params"].iloc[0],
             best_seed=best["seed"],
+            device=best.get("device", ""),
             checkpoint=best["checkpoint"],
             trial_ids=",".join(group["trial_id"]),
             features=group["features"].iloc[0],

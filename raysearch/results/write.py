@@ -31,7 +31,10 @@ TOP = 10
 
 def best_command(space: SearchSpace, row: pd.Series, shards: str | None) -> str:
     """``python -m raysearch.train`` with exactly the model and training settings of ``row``
-    (a trial or a configuration: then its best seed)."""
+    (a trial or a configuration: then its best seed). For a trial that trained on CPUs, also
+    its torch thread count: the same run with another count sums floats in another order and
+    ends elsewhere (r = 13.4 of ``results/cpu-ratio-50-trials``: best validation accuracy
+    0.583 with 1 thread, as in the search, 0.550 with 2)."""
     config = {p.name: encode_cell(space, p.name, row[p.name]) for p in space.params}
     seed = int(row["best_seed"] if "best_seed" in row else row["seed"])
     model, train = space.configs_for(config, seed - int(space.train.get("seed", 0)))
@@ -40,6 +43,8 @@ def best_command(space: SearchSpace, row: pd.Series, shards: str | None) -> str:
         parts.append(f"--shards {shlex.quote(shards)}")
     parts += command_arguments(model, train)
     parts.append(f"--seed {train.seed}")
+    if str(row.get("device", "")) == "cpu":
+        parts.append(f"--threads {train.threads()}")
     return " \\\n    ".join(parts)
 
 
