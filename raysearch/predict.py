@@ -1,4 +1,7 @@
-"""``python -m raysearch.predict CHECKPOINT FILE...``: genre of audio files, without Ray.
+"""``python -m raysearch.predict CHECKPOINT FILE_OR_FOLDER...``: genre of audio files, without Ray.
+
+A folder stands for the audio files under it (any depth, by extension, sorted), so the GTZAN
+root or one genre's folder can be given as it is.
 
 Each file (any length of at least 2.9 s, any sample rate, mono or stereo, any format libsndfile
 reads: WAV, AU, FLAC, OGG, ...) goes through the same decoding and spectrogram code as the
@@ -20,6 +23,30 @@ import numpy as np
 
 from raysearch.cli import program  # noqa: E402
 from raysearch.data.spectrogram import SpectrogramConfig, load_audio, segment_clip
+
+AUDIO_SUFFIXES = (".au", ".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+
+
+def audio_files(paths: list[str]) -> list[str]:
+    """``paths`` with each folder replaced by the audio files under it; a file stays as given
+    (its decoding says whether it is audio). A folder without audio files is a ValueError."""
+    import os
+
+    found = []
+    for path in paths:
+        if not os.path.isdir(path):
+            found.append(path)
+            continue
+        inside = sorted(
+            os.path.join(folder, name)
+            for folder, _, names in os.walk(path)
+            for name in names
+            if name.lower().endswith(AUDIO_SUFFIXES) and not name.startswith(".")
+        )
+        if not inside:
+            raise ValueError(f"{path}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder")
+        found.extend(inside)
+    return found
 
 
 def predict_file(model, path: str, config: SpectrogramConfig, batch_size: int = 32) -> np.ndarray:
@@ -59,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("checkpoint", help="checkpoint folder or model.pt")
-    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="audio files, or folders of them (any depth)"
+    )
     parser.add_argument("--top", type=int, default=3, help="genres to print per file")
     args = parser.parse_args(argv)
     try:
@@ -73,8 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError) as exc:
         print(f"error: {args.checkpoint}: unusable spectrogram settings ({exc})", file=sys.stderr)
         return 2
+    try:
+        files = audio_files(args.files)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     failures = 0
-    for path in args.files:
+    for path in files:
         try:
             probs = predict_file(model, path, config)
         except (OSError, ValueError) as exc:

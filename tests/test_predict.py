@@ -64,3 +64,22 @@ def test_unusable_spectrogram_settings_in_a_checkpoint_are_one_error_line(tmp_pa
     folder = _checkpoint(tmp_path, {"features": "cqt"}, (513, 129))
     assert main([folder, str(tmp_path / "any.wav")]) == 2
     assert "features must be one of stft, mel, got 'cqt'" in capsys.readouterr().err
+
+
+def test_predict_cli_classifies_every_audio_file_under_a_folder(tmp_path, capsys):
+    folder = _checkpoint(tmp_path, MEL.to_dict(), MEL.shape)
+    root = tmp_path / "genres"
+    clips = [
+        write_clip(root / "blues" / "blues.00000.wav", 4.5),
+        write_clip(root / "jazz" / "jazz.00000.au", 4.5, freq=880.0),
+    ]
+    (root / "jazz" / "notes.txt").write_text("not audio")
+    assert main([folder, str(root)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(c) for c in clips]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([folder, str(empty)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {empty}: no audio files (.au, .wav, .flac, .ogg, .mp3, .aif, .aiff) in this folder"
+    )
