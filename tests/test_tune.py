@@ -32,6 +32,7 @@ LEADERBOARD_COLUMNS = [
     "epochs_run",
     "n_params",
     "wall_s",
+    "device",
     "reused_from",
     "features",
     "split_level",
@@ -78,6 +79,8 @@ def test_smoke_search_writes_a_full_leaderboard(smoke_run):
     assert board["ratio"].between(2, 16).all()
     assert board["ratio"].nunique() == 3
     assert (board["epochs_run"] == 2).all()
+    assert (board["device"] == "cpu").all()
+    assert "--threads 1" in (results / "leaderboard.md").read_text()  # the trials' count
     assert board["test_track_acc"].between(0, 1).all()
 
 
