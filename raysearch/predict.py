@@ -17,6 +17,7 @@ features included: a network trained on log-mel shards gets log-mel segments, th
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -30,8 +31,6 @@ AUDIO_SUFFIXES = (".au", ".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 def audio_files(paths: list[str]) -> list[str]:
     """``paths`` with each folder replaced by the audio files under it; a file stays as given
     (its decoding says whether it is audio). A folder without audio files is a ValueError."""
-    import os
-
     found = []
     for path in paths:
         if not os.path.isdir(path):
@@ -117,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         order = np.argsort(probs)[::-1][: args.top]
         ranked = ", ".join(f"{labels[i]} {probs[i]:.3f}" for i in order)
-        print(f"{path}: {ranked}")
+        try:
+            print(f"{path}: {ranked}", flush=True)
+        except BrokenPipeError:  # the reader has gone (``| head``): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            break
     return 1 if failures else 0
 
 

@@ -83,3 +83,17 @@ def test_predict_cli_classifies_every_audio_file_under_a_folder(tmp_path, capsys
     assert capsys.readouterr().err.strip() == (
         f"error: {empty}: no audio files (.au, .wav, .flac, .ogg, .mp3, .aif, .aiff) in this folder"
     )
+
+
+def test_predict_cli_stops_quietly_when_its_reader_goes(tmp_path):
+    import subprocess
+    import sys
+
+    folder = _checkpoint(tmp_path, MEL.to_dict(), MEL.shape)
+    clips = [str(write_clip(tmp_path / f"clip{i}.wav", 4.5)) for i in range(3)]
+    command = [sys.executable, "-m", "raysearch.predict", folder, *clips]
+    reader_gone = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader_gone.stdout.close()  # as `| head -0` would: every write fails with EPIPE
+    _, err = reader_gone.communicate(timeout=120)
+    assert reader_gone.returncode == 0, err.decode()
+    assert b"BrokenPipeError" not in err and b"Traceback" not in err
