@@ -173,41 +173,40 @@ def _completed(results: Path) -> pd.DataFrame:
     return board[board["status"] == "completed"]
 
 
-def test_resume_after_sigkill_finishes_exactly_n_trials(ray_session, tiny_shards, tmp_path):
-    space_file = tmp_path / "resume.yaml"
+def _killed_search(ray_session, shards, tmp_path, name, trials, completed, until):
+    """``python -m raysearch.tune`` on the smoke space renamed ``name`` (its ``trials: 3``
+    replaced by ``trials``), SIGKILLed once ``completed(results)`` reaches ``until``; returns
+    the command (for ``--resume``), the results folder and the storage."""
+    space_file = tmp_path / f"{name}.yaml"
     space_file.write_text(
         (SPACES / "smoke.yaml")
         .read_text()
-        .replace("trials: 3", "trials: 4")
-        .replace("name: smoke", "name: resume")
+        .replace("trials: 3", trials)
+        .replace("name: smoke", f"name: {name}")
     )
     results, storage = tmp_path / "results", tmp_path / "storage"
     address = ray_session.get_runtime_context().gcs_address
-    command = [
-        sys.executable,
-        "-m",
-        "raysearch.tune",
-        "--space",
-        str(space_file),
-        "--shards",
-        tiny_shards,
-        "--storage",
-        str(storage),
-        "--results",
-        str(results),
-        "--address",
-        address,
-    ]
+    command = [sys.executable, "-m", "raysearch.tune", "--space", str(space_file), "--shards",
+               shards, "--storage", str(storage), "--results", str(results),
+               "--address", address]  # fmt: skip
     log = open(tmp_path / "first.log", "w")
     driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 300
-    # the leaderboard marks a trial completed when Tune does (after its trainer shut down)
-    while len(_completed(results)) < 2 and driver.poll() is None and time.time() < deadline:
+    while completed(results) < until and driver.poll() is None and time.time() < deadline:
         time.sleep(0.5)
     assert driver.poll() is None, "the driver ended before it could be killed"
     time.sleep(1.5)  # past the 1 s experiment-state save after a trial ends
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
+    return command, results, storage
+
+
+def test_resume_after_sigkill_finishes_exactly_n_trials(ray_session, tiny_shards, tmp_path):
+    # the leaderboard marks a trial completed when Tune does (after its trainer shut down)
+    command, results, storage = _killed_search(
+        ray_session, tiny_shards, tmp_path, "resume", "trials: 4",
+        lambda results: len(_completed(results)), until=2,
+    )  # fmt: skip
     finished = _completed(results).set_index("trial_id")
     assert 2 <= len(finished) < 4
 
@@ -237,32 +236,16 @@ def test_resume_after_sigkill_finishes_exactly_n_trials(ray_session, tiny_shards
 def test_resume_of_a_search_with_repeats(ray_session, tiny_shards, tmp_path):
     """Killed while a configuration's seeds are half done, a search with repeats resumes and
     gives Optuna every configuration's mean: the Repeater's groups survive the resume."""
-    space_file = tmp_path / "repeats.yaml"
-    space_file.write_text(
-        (SPACES / "smoke.yaml")
-        .read_text()
-        .replace("trials: 3", "trials: 2\nrepeats: 2")
-        .replace("name: smoke", "name: repeats")
-    )
-    results, storage = tmp_path / "results", tmp_path / "storage"
-    address = ray_session.get_runtime_context().gcs_address
-    command = [sys.executable, "-m", "raysearch.tune", "--space", str(space_file), "--shards",
-               tiny_shards, "--storage", str(storage), "--results", str(results),
-               "--address", address]  # fmt: skip
-    log = open(tmp_path / "first.log", "w")
-    driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    seeds, deadline = results / "leaderboard_seeds.csv", time.time() + 300
 
-    def completed() -> int:
+    def completed(results: Path) -> int:
+        seeds = results / "leaderboard_seeds.csv"
         return int((read_board(seeds)["status"] == "completed").sum()) if seeds.exists() else 0
 
-    while completed() < 1 and driver.poll() is None and time.time() < deadline:
-        time.sleep(0.5)
-    assert driver.poll() is None, "the driver ended before it could be killed"
-    time.sleep(1.5)  # past the 1 s experiment-state save after a trial ends
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
-    assert 1 <= completed() < 4
+    command, results, storage = _killed_search(
+        ray_session, tiny_shards, tmp_path, "repeats", "trials: 2\nrepeats: 2", completed, until=1
+    )
+    seeds = results / "leaderboard_seeds.csv"
+    assert 1 <= completed(results) < 4
 
     resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
