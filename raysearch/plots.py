@@ -3,26 +3,21 @@ confusion matrices. matplotlib with the Agg backend, written atomically as PNG."
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from raysearch.storage import publish  # noqa: E402
+from raysearch.storage import write_bytes_atomic  # noqa: E402
 
 
 def _save(fig, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder, prefix=".plot-")
-    publish(fd)
-    os.close(fd)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def training_curves(history: list[dict], accuracy_path: str, loss_path: str) -> None:

@@ -68,11 +68,6 @@ def current_umask() -> int:
     return mask
 
 
-def publish(fd: int) -> None:
-    """Give a file from ``tempfile.mkstemp`` (owner-only, 0600) the mode of any new file."""
-    os.fchmod(fd, 0o666 & ~current_umask())
-
-
 def write_bytes_atomic(location: str, data: bytes) -> None:
     """Write a file so that a reader sees the old content or the new one, never half of it.
 
@@ -89,7 +84,7 @@ def write_bytes_atomic(location: str, data: bytes) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        publish(fd)
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 -> any new file's mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
