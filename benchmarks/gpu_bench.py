@@ -281,6 +281,7 @@ def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler, s
     """ratio.yaml through run_search with a time budget, ``side``'s compile mode and share of
     the GPU (``1/k``); its results folder tarred into out. MPS, when the side has it, is the
     caller's (the Ray instance must start inside it)."""
+    from raysearch.results.rank import epoch_counts, trial_frame
     from raysearch.results.records import records_from_experiment
     from raysearch.search import run_search
     from raysearch.space import load_space, parse_space
@@ -311,14 +312,10 @@ def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler, s
     statuses = {}
     for record in records:
         statuses[record.status] = statuses.get(record.status, 0) + 1
-    # twins of a network another trial trained: their last report was a replayed one, and
-    # their epochs cost nothing, so the rate counts only the epochs of trials that trained
-    replayed = sum(1 for r in records if r.last_result.get("reused_from"))
-    trial_epochs = sum(
-        int(r.last_result.get("training_iteration", 0))
-        for r in records
-        if not r.last_result.get("reused_from")
-    )
+    # twins of a network another trial trained replayed its reports at no cost: the rate
+    # counts only the epochs of trials that trained
+    counts = epoch_counts(trial_frame(space, records))
+    replayed, trial_epochs = counts.twins, counts.trained
     finished = sum(1 for r in records if r.status in ("completed", "stopped early"))
     with tarfile.open(out / "search.tar.gz", "w:gz") as tar:
         tar.add(results, arcname="search")

@@ -14,6 +14,7 @@ numbers never rank anything.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -111,6 +112,30 @@ def trial_frame(
     ).reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
     return frame[columns]
+
+
+@dataclass(frozen=True)
+class EpochCounts:
+    """What a search's trials reported, and how much of it twins (trials of a network another
+    trial trained, :mod:`raysearch.networks`) replayed instead of training. A twin that ASHA
+    let go on trained from the start: its epochs count as trained."""
+
+    reported: int  # trial-epochs
+    replayed: int  # of those, reported by twins without training
+    twins: int  # trials whose reports were all replayed
+
+    @property
+    def trained(self) -> int:
+        return self.reported - self.replayed
+
+
+def epoch_counts(trials: pd.DataFrame) -> EpochCounts:
+    """:class:`EpochCounts` of a :func:`trial_frame`."""
+    if trials.empty:
+        return EpochCounts(0, 0, 0)
+    epochs = pd.to_numeric(trials["epochs_run"], errors="coerce").fillna(0).astype(int)
+    replayed = trials["reused_from"].fillna("").astype(str) != ""
+    return EpochCounts(int(epochs.sum()), int(epochs[replayed].sum()), int(replayed.sum()))
 
 
 def _sizing(shards: str | None):

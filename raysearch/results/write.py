@@ -20,7 +20,7 @@ import pandas as pd
 
 from raysearch.dimensions import command_arguments
 from raysearch.results.plots import encode_cell, search_plots
-from raysearch.results.rank import config_frame, trial_frame
+from raysearch.results.rank import config_frame, epoch_counts, trial_frame
 from raysearch.results.records import TrialRecord
 from raysearch.results.tables import TITLES, markdown_table, report_tables
 from raysearch.space import SearchSpace
@@ -78,17 +78,15 @@ def write_results(
 
 
 def _epochs_line(trials: pd.DataFrame) -> str:
-    """What the search trained: its trial-epochs, less those of twins (trials of a network
-    another trial trained, :mod:`raysearch.networks`) that replayed its reports instead."""
+    """What the search trained: its trial-epochs, less those twins replayed."""
     if trials.empty:
         return ""
-    epochs = pd.to_numeric(trials["epochs_run"], errors="coerce").fillna(0).astype(int)
-    replayed = trials["reused_from"].fillna("").astype(str) != ""
-    line = f"Trial-epochs: {int(epochs.sum())}"
-    if replayed.any():
+    counts = epoch_counts(trials)
+    line = f"Trial-epochs: {counts.reported}"
+    if counts.twins:
         line += (
-            f", of which {int(epochs[replayed].sum())} replayed by {int(replayed.sum())} "
-            f"twin(s) without training ({int(epochs[~replayed].sum())} trained)"
+            f", of which {counts.replayed} replayed by {counts.twins} twin(s) without training "
+            f"({counts.trained} trained)"
         )
     return line + "."
 
