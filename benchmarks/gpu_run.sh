@@ -14,10 +14,10 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1 || true
 command -v nvidia-cuda-mps-control >>"$out/nvidia-smi.txt" 2>&1 || echo "no MPS control binary" >>"$out/nvidia-smi.txt"
 # --budget-s is the script's own deadline: sides that would not fit before the search are skipped
-python benchmarks/gpu_bench.py --out "$out" --budget-s "${BUDGET_S:-420}" \
+python benchmarks/gpu_bench.py --out "$out" --budget-s "${BUDGET_S:-450}" \
   --search-budget-s "${SEARCH_BUDGET_S:-140}" 2>&1 | tee "$out/gpu_bench.log"
 # then, in what is left: does leaving the SE layers out of compiled graphs (so that every r
 # shares them) cost step time on a GPU, and what does a second network's compile cost
-timeout 130 python benchmarks/compile_reuse.py --device cuda --shape 513,129 --batch 32 \
+timeout 100 python benchmarks/compile_reuse.py --device cuda --shape 513,129 --batch 32 \
   --ratios 16,8 --steps 30 --sides whole-cold,shared-cold --out "$out" 2>&1 |
   tee "$out/compile_reuse.log" || true
