@@ -16,7 +16,9 @@
    NVML, sampled every 0.2 s over the same window.
 3. **Search**: ``search_spaces/ratio.yaml`` (ASHA, 30 epochs) through
    ``raysearch.search.run_search`` with a time budget, with the settings of the fastest side
-   measured (its compile mode, ``gpu: 1/k``, MPS or not); how many trials finished in it, and
+   measured, or of ``--search-side`` (its compile mode, ``gpu: 1/k``, MPS or not; compiled
+   trials run in a new process each, :func:`raysearch.search.reuses_actors`); how many trials
+   finished in it, and
    the 50-trial wall time extrapolated from it (said as such).
 
 Everything goes to ``--out`` (``gpu_bench.json``, ``gpu_bench.md``, ``search.tar.gz``). On a
@@ -417,6 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-trials", type=int, default=50)
     parser.add_argument("--search-epochs", type=int, default=None, help="default: the space's")
     parser.add_argument("--search-budget-s", type=float, default=170)
+    parser.add_argument(
+        "--search-side",
+        default=None,
+        help="MODE:K[:mps] the search runs with (default: the fastest side measured)",
+    )
     parser.add_argument("--budget-s", type=float, default=470, help="the whole run's deadline")
     args = parser.parse_args(argv)
     sides = [Side.parse(v) for v in args.sides.split(",") if v.strip()]
@@ -491,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
             if side.mps:
                 mps.stop()
         save()
-    chosen = fastest(report["sides"])
+    chosen = Side.parse(args.search_side) if args.search_side else fastest(report["sides"])
     budget = min(args.search_budget_s, left() - 45)
     if chosen is not None and budget > 30:
         try:

@@ -33,6 +33,7 @@ from raysearch.results.write import write_results
 from raysearch.space import SearchSpace, SpaceError
 from raysearch.storage import exists, is_uri, join
 from raysearch.tracking import mlflow_callback, optuna_storage
+from raysearch.training.config import TrainConfig
 
 DEFAULT_STORAGE = "~/ray_results/raysearch"
 TRIAL_DRIVER_MEMORY = 256 * 1024**2  # bytes reserved by a worker-group trial's driver function
@@ -197,6 +198,22 @@ def build_scheduler(space: SearchSpace):
     return FIFOScheduler()
 
 
+def reuses_actors(space: SearchSpace, use_gpu: bool, worker_group: bool) -> bool:
+    """Whether a finished trial's process (torch imported, CUDA context up) runs the next one.
+
+    Not a worker-group trial's: one that Tune stops is still inside ``trainer.fit()``, Tune
+    cannot reset its actor, and the next trial on it fails. Not when trials compile
+    (``train.compile``, which ``auto`` turns on for GPU trials): on an H100, 2 of about 20
+    actor resets of compiled trials ended in a segfault of the trial's process, one inside
+    Tune's ``reset_config`` (results/gpu-h100-synthetic-2/); a new process per trial costs
+    its imports and CUDA start-up instead.
+    """
+    if space.resources.workers > 1 or worker_group:
+        return False
+    config = TrainConfig(compile=space.train.get("compile", TrainConfig.compile))
+    return config.compile_mode(on_gpu=bool(use_gpu)) == "off"
+
+
 def run_search(
     space: SearchSpace,
     shards: str,
@@ -296,10 +313,7 @@ def run_search(
                 scheduler=build_scheduler(space),
                 num_samples=space.total_runs,
                 max_concurrent_trials=concurrency,
-                # a finished trial's process (torch imported, CUDA context up) runs the next;
-                # not a worker-group trial's: one that Tune stops is still inside
-                # trainer.fit(), Tune cannot reset its actor, and the next trial on it fails
-                reuse_actors=space.resources.workers == 1 and not worker_group,
+                reuse_actors=reuses_actors(space, use_gpu, worker_group),
                 time_budget_s=time_budget_s,
             ),
             run_config=tune.RunConfig(

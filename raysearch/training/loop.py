@@ -143,8 +143,9 @@ def fit(
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if on_gpu else None
         )
-    if config.compile != "off":
-        model = compile_model(model, config.compile)
+    compile_mode = config.compile_mode(on_gpu)
+    if compile_mode != "off":
+        model = compile_model(model, compile_mode)
     train = DeviceBatches(
         splits["train"],
         config.batch_size,
@@ -153,7 +154,7 @@ def fit(
         rank=rank,
         world=world,
         limit=config.max_train_segments,
-        drop_last=config.compile != "off",
+        drop_last=compile_mode != "off",
     )
     # masks and mixup draw from their own seeded generator on the device (resumed with the run)
     augment = Augmenter(config, model_config.input_mean, device, augment_rng)
