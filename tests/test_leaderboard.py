@@ -170,8 +170,11 @@ def test_the_best_command_of_a_cpu_trial_keeps_its_thread_count(tmp_path):
     command = text.split("```bash\n")[1].split("\n```")[0]
     args = build_parser().parse_args(shlex.split(command.replace("\\\n", " "))[3:])
     assert args.threads == 1 and args.ratio == 16.0
+    assert args.compile == "auto"  # ratio.yaml's train.compile: the trial's own setting
     on_gpu = best_command(space, board.iloc[1], None)
     assert "--threads" not in on_gpu  # a GPU's numbers do not depend on it
+    eager = parse_space({**space.raw, "train": {**space.raw["train"], "compile": "off"}}, "x")
+    assert "--compile" not in best_command(eager, board.iloc[1], None)
 
 
 def _last(param):

@@ -80,6 +80,22 @@ def test_a_resumed_run_goes_on_exactly_where_it_stopped(splits, tmp_path):
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
 
 
+def test_compile_auto_trains_eagerly_on_cpus(splits, tmp_path):
+    """``compile: auto`` (the GPU spaces' setting) compiles on CUDA only: on CPUs the run is
+    the eager one, float for float, and Dynamo compiles nothing."""
+    from torch._dynamo.utils import counters
+
+    assert TrainConfig(compile="auto").compile_mode(on_gpu=True) == "default"
+    assert TrainConfig(compile="reduce-overhead").compile_mode(on_gpu=False) == "reduce-overhead"
+    eager, _ = run(splits, tmp_path, "eager")
+    graphs = counters["stats"]["unique_graphs"]
+    auto, _ = run(splits, tmp_path, "auto", compile="auto")
+    assert counters["stats"]["unique_graphs"] == graphs
+    losses = [(h["train_loss"], h["val_loss"]) for h in eager["history"]]
+    assert [(h["train_loss"], h["val_loss"]) for h in auto["history"]] == losses
+    assert auto["test_acc"] == eager["test_acc"]
+
+
 def test_augmentation_runs_inside_the_step_and_changes_training(splits, tmp_path):
     plain, _ = run(splits, tmp_path, "plain")
     masked, _ = run(splits, tmp_path, "masked", freq_masks=2, freq_width=8, time_masks=2,

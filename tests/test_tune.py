@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from raysearch.search import concurrency_for, run_search
-from raysearch.space import SpaceError, load_space
+from raysearch.search import concurrency_for, reuses_actors, run_search
+from raysearch.space import SpaceError, load_space, parse_space
 
 pytestmark = pytest.mark.slow
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
@@ -163,6 +163,22 @@ def test_concurrency_fits_the_cluster():
     assert concurrency_for(space, cpus=16, gpus=1) == 4
     assert concurrency_for(space, cpus=64, gpus=8) == 32
     assert concurrency_for(space, cpus=0.5) == 1
+
+
+def test_trials_that_compile_get_a_process_each():
+    """A finished trial's process runs the next one, except where Tune cannot reset it (a
+    worker group) or where the trials compile: reset actors of compiled trials segfaulted on an
+    H100 (results/gpu-h100-synthetic-2/)."""
+    space = load_space(SPACES / "ratio.yaml")  # train.compile: auto
+    assert reuses_actors(space, use_gpu=False, worker_group=False)  # auto: eager on CPUs
+    assert not reuses_actors(space, use_gpu=True, worker_group=False)
+
+    def compiled(mode: str):
+        return parse_space({**space.raw, "train": {**space.raw["train"], "compile": mode}}, mode)
+
+    assert reuses_actors(compiled("off"), use_gpu=True, worker_group=False)
+    assert not reuses_actors(compiled("off"), use_gpu=True, worker_group=True)
+    assert not reuses_actors(compiled("default"), use_gpu=False, worker_group=False)
 
 
 def _completed(results: Path) -> pd.DataFrame:

@@ -34,7 +34,8 @@ def best_command(space: SearchSpace, row: pd.Series, shards: str | None) -> str:
     (a trial or a configuration: then its best seed). For a trial that trained on CPUs, also
     its torch thread count: the same run with another count sums floats in another order and
     ends elsewhere (r = 13.4 of ``results/cpu-ratio-50-trials``: best validation accuracy
-    0.583 with 1 thread, as in the search, 0.550 with 2)."""
+    0.583 with 1 thread, as in the search, 0.550 with 2). Likewise the space's torch.compile
+    mode, when it has one: compiled kernels sum in another order too."""
     config = {p.name: encode_cell(space, p.name, row[p.name]) for p in space.params}
     seed = int(row["best_seed"] if "best_seed" in row else row["seed"])
     model, train = space.configs_for(config, seed - int(space.train.get("seed", 0)))
@@ -43,6 +44,8 @@ def best_command(space: SearchSpace, row: pd.Series, shards: str | None) -> str:
         parts.append(f"--shards {shlex.quote(shards)}")
     parts += command_arguments(model, train)
     parts.append(f"--seed {train.seed}")
+    if train.compile != "off":
+        parts.append(f"--compile {train.compile}")
     if str(row.get("device", "")) == "cpu":
         parts.append(f"--threads {train.threads()}")
     return " \\\n    ".join(parts)
