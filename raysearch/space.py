@@ -197,9 +197,26 @@ class SearchSpace:
         return math.prod(len(p.grid_values()) for p in self.params)
 
     def with_overrides(
-        self, trials: int | None = None, epochs: int | None = None, repeats: int | None = None
+        self,
+        trials: int | None = None,
+        epochs: int | None = None,
+        repeats: int | None = None,
+        trials_per_gpu: int | None = None,
     ) -> SearchSpace:
         raw = json.loads(json.dumps(self.raw))
+        if trials_per_gpu is not None:
+            if trials_per_gpu < 1:
+                raise SpaceError(f"--trials-per-gpu must be at least 1, got {trials_per_gpu}")
+            if self.resources.workers > 1 and trials_per_gpu > 1:
+                raise SpaceError(
+                    f"--trials-per-gpu {trials_per_gpu}: {self.source} trains each trial on "
+                    f"{self.resources.workers} DDP workers, one GPU each; it must be 1"
+                )
+            if self.resources.gpu == 0:
+                raise SpaceError(
+                    f"--trials-per-gpu: {self.source} is CPU-only (resources.gpu is 0)"
+                )
+            raw.setdefault("resources", {})["gpu"] = 1 / trials_per_gpu
         if trials is not None:
             if trials < 1:
                 raise SpaceError(f"--trials must be at least 1, got {trials}")

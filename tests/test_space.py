@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from raysearch.space import SpaceError, load_space, scale_width
+from raysearch.space import SpaceError, load_space, parse_space, scale_width
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -139,6 +139,23 @@ def test_overrides_keep_validation():
     assert space.raw["trials"] == 4
     with pytest.raises(SpaceError, match="--trials must be at least 1"):
         space.with_overrides(trials=0)
+
+
+def test_trials_per_gpu_sets_each_trials_share_of_a_gpu():
+    from raysearch.search import concurrency_for
+
+    space = load_space(SPACES / "ratio.yaml")  # gpu: 0.25
+    eight = space.with_overrides(trials_per_gpu=8)
+    assert eight.resources.gpu == 0.125 and eight.raw["resources"]["gpu"] == 0.125
+    assert concurrency_for(eight, cpus=16, gpus=1) == 8
+    with pytest.raises(SpaceError, match="--trials-per-gpu must be at least 1"):
+        space.with_overrides(trials_per_gpu=0)
+    ddp = parse_space({**space.raw, "resources": {"workers": 2, "gpu": 1}}, "ddp.yaml")
+    with pytest.raises(SpaceError, match=r"--trials-per-gpu 4: ddp.yaml trains each trial on 2"):
+        ddp.with_overrides(trials_per_gpu=4)
+    cpu_only = parse_space({**space.raw, "resources": {"gpu": 0}}, "cpu.yaml")
+    with pytest.raises(SpaceError, match=r"--trials-per-gpu: cpu.yaml is CPU-only"):
+        cpu_only.with_overrides(trials_per_gpu=2)
 
 
 def test_a_test_metric_or_unknown_metric_is_rejected(tmp_path):
