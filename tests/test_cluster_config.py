@@ -271,6 +271,11 @@ def test_gpu_yaml_specifics():
         if name != prepared["head_node_type"]
     ]
     assert all(node_type["min_workers"] == 0 for node_type in workers)  # GPUs only on demand
+    # trials sharing a worker's GPU are clients of a CUDA MPS daemon started before Ray
+    starts = prepared["worker_start_ray_commands"]
+    mps = [i for i, command in enumerate(starts) if "nvidia-cuda-mps-control -d" in command]
+    ray_start = [i for i, command in enumerate(starts) if command.startswith("ray start")]
+    assert mps and ray_start and mps[0] < ray_start[0]
     # Ray gives its default IAM profile only to the head; workers write to S3 storage too.
     assert all("IamInstanceProfile" in node_type["node_config"] for node_type in workers)
 
