@@ -98,6 +98,16 @@ def machine_facts(modules: tuple[str, ...], repo: Path) -> dict:
             text=True,
             check=False,
         ).stdout.strip()
+        # a tree that differs from HEAD (uncommitted work; the device tool's copy, whose HEAD
+        # can lag the files it carries) did not run HEAD's code: say so
+        changed = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if commit and changed:
+            commit += "+changes"
     except OSError:
         commit = ""
     return {
