@@ -3,7 +3,8 @@ GP, random, grid, seeded), ASHA stops weak trials early when the space asks for 
 
 A one-worker trial (the default) is a Tune function trainable that runs the training loop in
 its own process and reports with ``ray.tune.report``: no worker group, no placement group, no
-per-trial start-up beyond the process (which Tune reuses for the next trial). A trial with
+per-trial start-up beyond the process (which Tune reuses for the next eager trial, not for a
+compiled one: :func:`reuses_actors`). A trial with
 ``workers > 1`` builds a ``TorchTrainer`` (DDP) and reports through ``TuneReportCallback``. The
 shards are read once by the driver and shared through the object store; a network that a
 finished trial already trained is not trained again (:mod:`raysearch.networks`), and one that a
