@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile",
         choices=COMPILE_MODES,
         default=TrainConfig.compile,
-        help="torch.compile mode (default: %(default)s; measured in docs/performance.md)",
+        help="torch.compile mode; auto compiles on CUDA only (default: %(default)s; measured "
+        "in docs/performance.md)",
     )
     add_ray_arguments(parser)
     return parser

@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="trials sharing one GPU (resources.gpu = 1/K; default: the space's). Each "
         "trial holds its train split and activations on the GPU: about 5-6 GiB on GTZAN-sized "
-        "data (docs/performance.md); 8 on an 80 GB H100 trained 1.7x the segments/s of 4",
+        "data (docs/performance.md). On an 80 GB H100, 8 compiled trials under CUDA MPS "
+        "trained 1.68x the segments/s of 4 eager ones",
     )
     parser.add_argument(
         "--storage",
