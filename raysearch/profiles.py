@@ -10,8 +10,9 @@ fixes a searched parameter); its numbers are a synthetic demonstration, never GT
 
 A space's fixed frequency-mask width is in bins of the input the space was written for (the
 packaged spaces: up to 27 of 128 log-mel bands or 513 STFT bins). On the profile's 32 bands
-the same width blanked most of a segment (``results/augment``: 49-59 % test track accuracy
-with frequency masks, 66-77 % without), so the profile scales it with its band count.
+the same width blanked most of a segment (the ``results/augment`` run committed at b1f6caa:
+46-59 % test track accuracy with frequency masks, 66-77 % without; 63-78 % with them since),
+so the profile scales it with its band count.
 """
 
 from __future__ import annotations
