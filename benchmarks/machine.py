@@ -91,22 +91,17 @@ def machine_facts(modules: tuple[str, ...], repo: Path) -> dict:
         mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
         mem_gb = None
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
         ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
         # a tree that differs from HEAD (uncommitted work; the device tool's copy, whose HEAD
         # can lag the files it carries) did not run HEAD's code: say so
-        changed = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        if commit and changed:
+        if commit and git("status", "--porcelain", "--untracked-files=no"):
             commit += "+changes"
     except OSError:
         commit = ""
