@@ -7,8 +7,8 @@ field of :class:`~raysearch.model.ModelConfig` or :class:`~raysearch.training.co
 Runtime settings (workers, devices, threads, precision, compilation, evaluation batch size)
 say where and how fast a configuration trains, not what it is: they are fixed in a space's
 ``train:`` section or given on the command line, never searched, and not in the best command
-except for one: a trial that trained on CPUs gets its torch thread count there, since another
-count changes the numbers (:func:`raysearch.results.write.best_command`).
+except for two that change the numbers: a space's compile mode, and the torch thread count of
+a trial that trained on CPUs (:func:`raysearch.results.write.best_command`).
 """
 
 from __future__ import annotations
