@@ -34,10 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
 RATIOS = "16,8,4,2,32,64,3,5,6,7,9,11"  # 12 distinct SE widths of the default channels
 SIDES = {  # name: (share_se, cache folder: "a" or "b"; a side on "b" after another is warm)
     "whole-cold": (False, "a"),

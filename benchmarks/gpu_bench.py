@@ -15,9 +15,9 @@
    seconds show the start-up (a compile happens there). GPU utilisation and memory come from
    NVML, sampled every 0.2 s over the same window.
 3. **Search**: ``search_spaces/ratio.yaml`` (ASHA, 30 epochs) through
-   ``raysearch.search.run_search`` with a time budget, with the settings of the fastest side
+   ``raysearch.search.run.run_search`` with a time budget, with the settings of the fastest side
    measured, or of ``--search-side`` (its compile mode, ``gpu: 1/k``, MPS or not; compiled
-   trials run in a new process each, :func:`raysearch.search.reuses_actors`); how many trials
+   trials run in a new process each, :func:`raysearch.search.run.reuses_actors`); how many trials
    finished in it, and
    the 50-trial wall time extrapolated from it (said as such).
 
@@ -46,10 +46,12 @@ import time
 import traceback
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(REPO))
-from machine import machine_facts, say, start_local_ray  # noqa: E402
+from machine import (  # first: puts the checkout on sys.path
+    REPO,
+    machine_facts,
+    say,
+    start_local_ray,
+)
 
 
 class GpuSampler:
@@ -156,7 +158,7 @@ class MpsDaemon:
 
 
 def make_shards(args, work: Path) -> str:
-    from raysearch import synth
+    from raysearch.data import synth
     from raysearch.data.pipeline import prepare
 
     started = time.time()
@@ -289,8 +291,8 @@ def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler, s
     caller's (the Ray instance must start inside it)."""
     from raysearch.results.rank import epoch_counts, trial_frame
     from raysearch.results.records import records_from_experiment
-    from raysearch.search import run_search
-    from raysearch.space import load_space, parse_space
+    from raysearch.search.run import run_search
+    from raysearch.search.space import load_space, parse_space
 
     space = load_space(REPO / "search_spaces" / "ratio.yaml").with_overrides(
         trials=args.search_trials, epochs=args.search_epochs

@@ -17,10 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
 VARIANTS = {
     # name: (batch, amp, channels_last, compile mode)
     "bf16 channels_last b32 (default)": (32, True, True, "off"),

@@ -8,8 +8,13 @@ import logging
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # a benchmark run from a checkout without installing the package
+    sys.path.insert(0, str(REPO))
 
 
 def uptime_line() -> str:

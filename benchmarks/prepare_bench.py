@@ -39,10 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(REPO))
-from machine import (  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from machine import (  # first: puts the checkout on sys.path
+    REPO,
     cpu_snapshot,
     load1,
     machine_facts,
@@ -52,9 +50,6 @@ from machine import (  # noqa: E402  (benchmarks/ is on sys.path when run as a s
     uptime_line,
 )
 
-# ----------------------------------------------------------------------------- machine facts
-
-
 # ----------------------------------------------------------------------------- input
 
 
@@ -62,7 +57,7 @@ def ensure_input(args: argparse.Namespace) -> str:
     """The data root: --data, or the synthetic set of --clips clips of --duration s (cached)."""
     if args.data:
         return str(Path(args.data).resolve())
-    from raysearch import synth
+    from raysearch.data import synth
     from raysearch.data.defaults import synthetic_root
 
     per_genre = args.clips // 10

@@ -4,10 +4,10 @@ The same small configurations (the smoke space's narrow SE-CNN, ``--epochs`` epo
 ``--segments`` training segments, ratios from a fixed list) are trained three ways, one after
 the other in one run, at concurrency 1:
 
-* **plain**: a Python loop calling the project's training loop (:func:`raysearch.training.loop.fit`)
-  in this process, no Ray;
-* **search**: ``raysearch.search.run_search`` on a local Ray instance (each trial runs the loop in
-  its own Tune trial process: what every search does now);
+* **plain**: a Python loop calling the project's training loop
+  (:func:`raysearch.training.loop.fit`) in this process, no Ray;
+* **search**: ``raysearch.search.run.run_search`` on a local Ray instance (each trial runs the
+  loop in its own Tune trial process: what every search does now);
 * **search, worker group**: the same search with every trial in a Ray Train worker group
   (``worker_group=True``: what every trial did before, kept as the baseline).
 
@@ -27,10 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-from machine import (  # noqa: E402
+from machine import (  # first: puts the checkout on sys.path
+    REPO,
     cpu_snapshot,
     load1,
     machine_facts,
@@ -45,7 +43,7 @@ RATIOS = [2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0]
 
 def space_for(trials: int, epochs: int, segments: int, name: str):
     """The smoke space's model and training, a grid over ``trials`` ratios, concurrency 1."""
-    from raysearch.space import parse_space
+    from raysearch.search.space import parse_space
 
     return parse_space(
         {
@@ -87,7 +85,7 @@ def plain(shards: str, space) -> float:
 
 
 def search(shards: str, space, worker_group: bool) -> float:
-    from raysearch.search import run_search
+    from raysearch.search.run import run_search
 
     storage = tempfile.mkdtemp(prefix="overhead-storage-")
     results = tempfile.mkdtemp(prefix="overhead-results-")
@@ -108,7 +106,7 @@ def main() -> int:
     )
     parser.add_argument("--json", default=None, help="also write the numbers here")
     args = parser.parse_args()
-    from raysearch import synth
+    from raysearch.data import synth
     from raysearch.data.pipeline import prepare
 
     facts = machine_facts(("ray", "torch"), REPO)

@@ -32,12 +32,9 @@ import shutil
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(REPO))
-from machine import (  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from machine import (  # first: puts the checkout on sys.path
+    REPO,
     cpu_snapshot,
     load1,
     machine_facts,
@@ -46,8 +43,6 @@ from machine import (  # noqa: E402  (benchmarks/ is on sys.path when run as a s
     start_local_ray,
     uptime_line,
 )
-
-# ----------------------------------------------------------------------------- machine facts
 
 
 def machine_facts_with_gpu() -> dict:
@@ -225,7 +220,7 @@ def run_fit(shards: str, model_config, args, augment: bool = False) -> dict:
 
 
 def run_train_group(shards: str, model_config, args, storage: str) -> dict:
-    """The same loop through a Ray Train worker group of one (raysearch.train's path)."""
+    """The same loop through a Ray Train worker group of one (raysearch.commands.train's path)."""
     import ray
 
     from raysearch.training.data import load_splits, spectrogram_settings
@@ -267,8 +262,9 @@ def run_train_group(shards: str, model_config, args, storage: str) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Ray Train + Ray Data training throughput (raysearch.train.build_trainer) "
-        "vs a bare PyTorch loop over the same train split held in memory.",
+        description="Ray Train + Ray Data training throughput "
+        "(raysearch.training.runner.build_trainer) vs a bare PyTorch loop over the same train "
+        "split held in memory.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
@@ -347,8 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.shards:
         shards = args.shards
     else:
-        from raysearch.prepare import build_parser as prepare_parser
-        from raysearch.prepare import ensure_shards
+        from raysearch.commands.prepare import build_parser as prepare_parser
+        from raysearch.commands.prepare import ensure_shards
 
         shards = ensure_shards(prepare_parser().parse_args([])).out
     model_config = model_config_for(shards)

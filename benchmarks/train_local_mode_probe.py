@@ -22,9 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from machine import say, start_local_ray  # noqa: E402
+from machine import REPO, say, start_local_ray  # first: puts the checkout on sys.path
 
 
 def loop(rows: int, where: str) -> None:

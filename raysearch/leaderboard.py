@@ -1,43 +1,8 @@
-"""``python -m raysearch.leaderboard EXPERIMENT``: rebuild ``results/`` (leaderboard, tables,
-plots) from a Tune experiment folder, finished or interrupted. The work is in
-:mod:`raysearch.results`."""
+"""``python -m raysearch.leaderboard``: the ``raysearch leaderboard`` command."""
 
-from __future__ import annotations
-
-import argparse
-import os
 import sys
 
-from raysearch.cli import program  # noqa: E402
-from raysearch.results.records import load_experiment, records_from_experiment
-from raysearch.results.write import write_results
-from raysearch.space import SpaceError
-
-
-def main(argv: list[str] | None = None) -> int:
-    from raysearch.storage import normalize
-
-    parser = argparse.ArgumentParser(
-        prog=program("leaderboard"),
-        description="Rebuild results/leaderboard.csv, leaderboard.md, the report's tables and "
-        "the plots from a Tune experiment folder (finished or interrupted).",
-    )
-    parser.add_argument(
-        "experiment", help="experiment folder, e.g. ~/ray_results/raysearch/ratio (path or URI)"
-    )
-    parser.add_argument("--results", default="results", help="output folder (default: %(default)s)")
-    args = parser.parse_args(argv)
-    experiment = normalize(args.experiment)
-    try:
-        space, meta = load_experiment(experiment)
-    except (OSError, FileNotFoundError, SpaceError, KeyError, ValueError) as exc:
-        print(f"error: {experiment}: not a raysearch experiment ({exc})", file=sys.stderr)
-        return 2
-    frame = write_results(space, records_from_experiment(experiment), args.results, experiment,
-                          meta)  # fmt: skip
-    print(f"{len(frame)} trials -> {os.path.join(args.results, 'leaderboard.csv')}")
-    return 0
-
+from raysearch.commands.leaderboard import main
 
 if __name__ == "__main__":
     sys.exit(main())

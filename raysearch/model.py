@@ -21,17 +21,19 @@ checkpoint carries everything prediction needs.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from raysearch.errors import UserError
+
 DEFAULT_CHANNELS = (32, 64, 128, 256, 128)
 HEADS = ("dense", "gap")  # see SECNN.head_input
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(UserError):
     """A model setting is out of range; the message names it."""
 
 
@@ -46,7 +48,6 @@ class ModelConfig:
     input_mean: float = 0.0  # training-set dB mean, for standardisation
     input_std: float = 1.0
     head: str = "dense"  # dense: flatten → linear (table 4.1); gap: global average pool → linear
-    extra: dict = field(default_factory=dict, compare=False)  # free-form notes, not used
 
     def __post_init__(self) -> None:
         if not self.channels or any(int(c) < 1 for c in self.channels):
@@ -69,13 +70,11 @@ class ModelConfig:
             raise ModelConfigError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        out.pop("extra")
-        return out
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "extra"}
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for key in ("channels", "se_blocks", "input_shape"):
             if key in known:
                 known[key] = tuple(int(v) for v in known[key])

@@ -68,11 +68,12 @@ def current_umask() -> int:
     return mask
 
 
-def write_bytes_atomic(location: str, data: bytes) -> None:
+def write_bytes_atomic(location: str, data: bytes, durable: bool = True) -> None:
     """Write a file so that a reader sees the old content or the new one, never half of it.
 
-    Local files: a temporary file in the same folder, fsync, then ``os.replace``. Object
-    stores (S3, GCS) make a single PUT visible atomically already.
+    Local files: a temporary file (``.NAME.*.tmp``) in the same folder, fsync unless
+    ``durable`` is False (files that can be made again), then ``os.replace``. Object stores
+    (S3, GCS) make a single PUT visible atomically already.
     """
     if is_uri(location):
         fs, path = resolve(location)
@@ -87,8 +88,9 @@ def write_bytes_atomic(location: str, data: bytes) -> None:
         os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 -> any new file's mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

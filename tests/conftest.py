@@ -60,7 +60,7 @@ def write_clip(
 @pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory):
     """Shards of a small synthetic mini-GTZAN: 10 clips of 6 s per genre (3 segments each)."""
-    from raysearch import synth
+    from raysearch.data import synth
     from raysearch.data.pipeline import prepare
 
     _start_local_ray()  # the modules that use these shards hold it (ray_session)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from raysearch.cli import COMMANDS, main
+from raysearch.commands.cli import COMMANDS, main
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -45,7 +45,7 @@ def test_help_shows_each_default_once(command):
 
 
 def test_an_unknown_space_names_the_packaged_ones(tmp_path):
-    from raysearch.space import SpaceError, load_space
+    from raysearch.search.space import SpaceError, load_space
 
     with pytest.raises(SpaceError, match="packaged: augment, channels, joint, ratio, se_blocks"):
         load_space("no-such-space")

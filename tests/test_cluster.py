@@ -1,5 +1,5 @@
-"""GPU demand (raysearch.cluster): which node types can bring GPUs, and the decision whether
-trials ask for them, without Ray."""
+"""GPU demand (raysearch.search.gpu_demand): which node types can bring GPUs, and the decision
+whether trials ask for them, without Ray."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raysearch.cluster import GpuCapacity, GpuUnavailable, launchable_gpus, resolve_use_gpu
+from raysearch.search.gpu_demand import (
+    GpuCapacity,
+    GpuUnavailable,
+    launchable_gpus,
+    resolve_use_gpu,
+)
 
 CLUSTER = Path(__file__).resolve().parent.parent / "cluster"
 

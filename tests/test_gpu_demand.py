@@ -7,7 +7,6 @@ trials compute on its CPUs while their resource request stays a GPU."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +16,7 @@ import pytest
 
 from tests.autoscaling_cluster import FakeAutoscalingCluster
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("ip") is None, reason="same platform as the multi-node test"),
-]
+pytestmark = pytest.mark.slow
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 GPU_NODE = {"resources": {"CPU": 1, "GPU": 1}, "min_workers": 0, "max_workers": 1}
 

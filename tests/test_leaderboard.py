@@ -13,7 +13,7 @@ import pytest
 from raysearch.results.rank import config_frame, interval, trial_frame
 from raysearch.results.records import TrialRecord, status_of
 from raysearch.results.write import best_command, write_results
-from raysearch.space import load_space, parse_space
+from raysearch.search.space import load_space, parse_space
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -94,7 +94,7 @@ def test_table_shows_intervals_and_seed_noise(tmp_path):
     assert table.loc["1,2,3,4,5", "within noise of best"] == "best (by val)"
     assert table.loc["5", "within noise of best"].startswith("yes")  # 0.3 points apart
     assert table.loc["none", "within noise of best"].startswith("no")
-    assert table.loc["1,2,3,4,5", "report, split unknown (%)"] == 93.6
+    assert table.loc["1,2,3,4,5", "report on GTZAN, split unknown (%)"] == 93.6
     assert "Report table 5.1" in (tmp_path / "leaderboard.md").read_text()
 
 
@@ -129,9 +129,9 @@ def test_ratio_table_and_leaderboard_name_the_same_best_of_tied_twins(tmp_path):
 
 @pytest.mark.parametrize("name", ["ratio", "channels", "se_blocks", "joint", "smoke", "augment"])
 def test_best_command_round_trips_through_the_train_parser(name):
-    """The best command, parsed by raysearch.train's own parser, gives exactly the trial's
+    """The best command, parsed by raysearch.commands.train's own parser, gives exactly the trial's
     model and training configuration (the network and every training dimension)."""
-    from raysearch.train import build_parser, configs_from_args
+    from raysearch.commands.train import build_parser, configs_from_args
 
     space = load_space(SPACES / f"{name}.yaml")
     samples = [dict(p) for p in space.initial_points] or [{}]
@@ -156,7 +156,7 @@ def test_best_command_round_trips_through_the_train_parser(name):
 
 
 def test_the_best_command_of_a_cpu_trial_keeps_its_thread_count(tmp_path):
-    from raysearch.train import build_parser
+    from raysearch.commands.train import build_parser
 
     space = load_space(SPACES / "ratio.yaml")  # resources.cpu 1: one torch thread a trial
     records = [

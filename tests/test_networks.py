@@ -1,9 +1,9 @@
-"""What makes two trials the same network (raysearch.networks), without Ray."""
+"""What makes two trials the same network (raysearch.search.finished_networks), without Ray."""
 
 from __future__ import annotations
 
 from raysearch.model import ModelConfig
-from raysearch.networks import lookup, network_key, record
+from raysearch.search.finished_networks import lookup, network_key, record
 from raysearch.training.config import TrainConfig
 
 MODEL = ModelConfig(channels=(32, 64, 128, 256, 128))

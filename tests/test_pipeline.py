@@ -14,6 +14,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from raysearch.commands.prepare import build_parser
+from raysearch.commands.prepare import main as prepare_main
 from raysearch.data.defaults import default_shards_dir
 from raysearch.data.discover import DataError
 from raysearch.data.pipeline import (
@@ -25,8 +27,6 @@ from raysearch.data.pipeline import (
 )
 from raysearch.data.spectrogram import SpectrogramConfig, load_audio, segment_clip
 from raysearch.data.split import SPLITS, SplitSpec
-from raysearch.prepare import build_parser
-from raysearch.prepare import main as prepare_main
 from raysearch.training.data import spectrogram_settings
 from tests.conftest import GTZAN_SAMPLE, write_clip
 

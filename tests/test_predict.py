@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from raysearch.commands.predict import main
 from raysearch.data.spectrogram import SpectrogramConfig, load_audio, segment_clip
+from raysearch.inference import predict_file
 from raysearch.model import SECNN, ModelConfig
-from raysearch.predict import main, predict_file
 from raysearch.training.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import write_clip
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from raysearch.profiles import PROFILES
-from raysearch.space import load_space, parse_space
+from raysearch.search.profiles import PROFILES
+from raysearch.search.space import load_space, parse_space
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 CPU = PROFILES["cpu"]

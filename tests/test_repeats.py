@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from ray.tune.search import Repeater
 
-from raysearch.repeats import ResumableRepeater
+from raysearch.search.repeats import ResumableRepeater
 from tests.test_twins import ListSearcher
 
 

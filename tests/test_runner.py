@@ -3,7 +3,7 @@ real record files, a reporter that collects what it is given."""
 
 from __future__ import annotations
 
-from raysearch import networks
+from raysearch.search import finished_networks as networks
 from raysearch.training.runner import keeping
 
 
@@ -23,7 +23,7 @@ def run(tmp_path, epochs: int, replayed: int, last_epoch: int | None = None):
     last_epoch = last_epoch or epochs
     for epoch in range(1, last_epoch + 1):
         report(epoch_report(epoch, last=epoch == last_epoch), None)
-        partial = networks.lookup_partial(str(tmp_path), "key")
+        partial = networks.lookup(str(tmp_path), "key", partial=True)
         partial_sizes.append(len(partial["reports"]) if partial else 0)
     return sent, partial_sizes, networks.lookup(str(tmp_path), "key")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from raysearch.space import SpaceError, load_space, parse_space, scale_width
+from raysearch.search.space import SpaceError, load_space, parse_space, scale_width
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -142,7 +142,7 @@ def test_overrides_keep_validation():
 
 
 def test_trials_per_gpu_sets_each_trials_share_of_a_gpu():
-    from raysearch.search import concurrency_for
+    from raysearch.search.run import concurrency_for
 
     space = load_space(SPACES / "ratio.yaml")  # gpu: 0.25
     eight = space.with_overrides(trials_per_gpu=8)

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from raysearch.plots import _save, plt
+from raysearch.results.plots import plt, save_figure
 from raysearch.storage import current_umask, write_text_atomic
 
 
@@ -28,7 +28,7 @@ def test_atomic_writes_give_files_the_umask_mode_not_owner_only(tmp_path, umask_
     table = tmp_path / "results" / "leaderboard.csv"
     write_text_atomic(str(table), "rank\n1\n")
     figure = tmp_path / "results" / "plot.png"
-    _save(plt.figure(), str(figure))
+    save_figure(plt.figure(), str(figure))
     for path in (table, figure):
         assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
     assert table.read_text() == "rank\n1\n"

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from raysearch import synth
-from raysearch.data import GENRES
+from raysearch.commands.synth import main as synth_main
+from raysearch.data import GENRES, synth
+from raysearch.data.synth import write as synth_write
 
 CLIPS = 2
 DURATION = 0.5
@@ -50,7 +51,7 @@ def test_manifest_records_parameters(tiny_set: Path) -> None:
     assert data["clips_per_genre"] == CLIPS
     assert data["duration"] == DURATION
     assert data["sample_rate"] == synth.SAMPLE_RATE == 22_050
-    assert data["version"] == synth.GENERATOR_VERSION
+    assert data["version"] == synth_write.GENERATOR_VERSION
     assert data["genres"] == list(GENRES)
     assert synth.matches(tiny_set, CLIPS, DURATION, 0)
     assert not synth.matches(tiny_set, CLIPS, DURATION, 1)
@@ -96,10 +97,10 @@ def test_rerun_with_same_parameters_does_no_work(
     def fail(job: object) -> None:
         raise AssertionError(f"unexpected synthesis of {job}")
 
-    monkeypatch.setattr(synth, "_write_clip", fail)
+    monkeypatch.setattr(synth_write, "_write_clip", fail)
     synth.generate(tiny_set, clips_per_genre=CLIPS, duration=DURATION, seed=0, workers=2)
     assert (
-        synth.main(
+        synth_main(
             ["--out", str(tiny_set), "--clips-per-genre", str(CLIPS), "--duration", str(DURATION)]
         )
         == 0
@@ -137,12 +138,12 @@ def test_refuses_to_overwrite_foreign_audio(tmp_path: Path) -> None:
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
     argv = ["--out", str(out), "--clips-per-genre", "1", "--duration", "0.2", "--seed", "3"]
-    assert synth.main(argv) == 0
+    assert synth_main(argv) == 0
     assert "100%" in capsys.readouterr().err  # progress on stderr
     assert synth.matches(out, 1, 0.2, 3)
-    assert synth.main(["--out", str(out), "--workers", "0"]) == 2
+    assert synth_main(["--out", str(out), "--workers", "0"]) == 2
     with pytest.raises(SystemExit) as exit_info:
-        synth.main(["--help"])
+        synth_main(["--help"])
     assert exit_info.value.code == 0
     assert "genres_original" in capsys.readouterr().out
 

@@ -69,7 +69,7 @@ def test_checkpoint_loads_without_ray_and_predicts(trained, tmp_path):
     clip = write_clip(tmp_path / "song.wav", 7.0, rate=44_100, channels=2)
     code = (
         "import sys, runpy; sys.argv = ['predict', sys.argv[1], sys.argv[2]]; "
-        "runpy.run_module('raysearch.predict', run_name='__main__')"
+        "runpy.run_module('raysearch.commands.predict', run_name='__main__')"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(out / "checkpoint"), str(clip)],

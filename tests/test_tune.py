@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from raysearch.search import concurrency_for, reuses_actors, run_search
-from raysearch.space import SpaceError, load_space, parse_space
+from raysearch.search.run import concurrency_for, reuses_actors, run_search
+from raysearch.search.space import SpaceError, load_space, parse_space
 
 pytestmark = pytest.mark.slow
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
@@ -36,6 +36,7 @@ LEADERBOARD_COLUMNS = [
     "reused_from",
     "features",
     "split_level",
+    "data",
     "checkpoint",
 ]
 
@@ -116,6 +117,34 @@ def test_leaderboard_cli_rebuilds_the_same_board(smoke_run, tmp_path):
     rebuilt = (tmp_path / "leaderboard.md").read_text()
     assert "--shards" in rebuilt  # kept in the experiment
     assert f"Search space `{os.path.basename(space.source)}`" in rebuilt
+
+
+def test_every_trial_folder_has_tensorboard_events(smoke_run):
+    """README: ``tensorboard --logdir STORAGE/NAME`` shows every trial (Tune writes the files)."""
+    space, storage, _, _ = smoke_run
+    folders = [p for p in (storage / space.name).iterdir() if p.is_dir() and "run_trial" in p.name]
+    assert len(folders) == space.trials
+    for folder in folders:
+        events = list(folder.glob("events.out.tfevents.*"))
+        assert events, f"{folder}: no TensorBoard event file"
+        assert any(tag.endswith("val_acc") for tag in scalar_tags(events[0]))
+
+
+def scalar_tags(path: Path) -> set[str]:
+    """The scalar tags of a TensorBoard event file (TFRecord framing: length, its CRC, the
+    Event protobuf, its CRC), read with the protobufs tensorboardX ships."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    tags, data = set(), path.read_bytes()
+    position = 0
+    while position < len(data):
+        (length,) = struct.unpack("<Q", data[position : position + 8])
+        event = Event.FromString(data[position + 12 : position + 12 + length])
+        tags.update(value.tag for value in event.summary.value)
+        position += 12 + length + 4
+    return tags
 
 
 def test_the_optuna_study_is_persisted_beside_the_experiment(smoke_run):
@@ -278,7 +307,8 @@ def test_gpu_where_none_exists_stops_before_any_trial(ray_session, tiny_shards, 
     started = time.time()
     done = subprocess.run(
         [sys.executable, "-m", "raysearch.tune", "--space", "smoke", "--gpu", "--shards",
-         tiny_shards, "--storage", str(tmp_path), "--address", address],
+         tiny_shards, "--storage", str(tmp_path), "--results", str(tmp_path / "results"),
+         "--address", address],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 2
@@ -346,7 +376,7 @@ def _kill_trial_processes() -> int:
 def twin_space(name: str, ratios: list[float], **settings):
     """A small ratio space whose first points are ``ratios`` (31.43 and 32 build the same
     network on its channels), 2 epochs of 64 segments; ``settings`` add or replace keys."""
-    from raysearch.space import parse_space
+    from raysearch.search.space import parse_space
 
     raw = {
         "name": name,
@@ -416,8 +446,8 @@ def test_a_twin_of_a_stopped_trial_is_stopped_where_it_was(ray_session, tiny_sha
     """ASHA stops r = 31.43 after its first epoch (a learning rate that diverges, against r = 8's
     that learns); r = 32, the same network, replays that epoch from the partial record and is
     stopped there too, without training. Optuna is told both."""
-    from raysearch import networks
-    from raysearch.search import TrialNetwork
+    from raysearch.search import finished_networks as networks
+    from raysearch.search.run import TrialNetwork
     from raysearch.training.data import model_config_for
 
     asha = {"type": "asha", "grace_period": 1, "reduction_factor": 2}
@@ -445,7 +475,7 @@ def test_a_twin_of_a_stopped_trial_is_stopped_where_it_was(ray_session, tiny_sha
     assert twin["reused_from"] == stopped["trial_id"]  # its last report was a replayed one
     assert twin["best_val_acc"] == stopped["best_val_acc"] and twin["epochs_run"] == 1
     key = TrialNetwork(space, model_config_for(tiny_shards), tiny_shards)(points[2])
-    partial = networks.lookup_partial(str(storage / space.name), key)
+    partial = networks.lookup(str(storage / space.name), key, partial=True)
     assert partial["trial_id"] == stopped["trial_id"] and len(partial["reports"]) == 1
     told = {t.params["ratio"]: t.value for t in study_trials(storage, "stopped-twin")}
     assert told[32.0] == told[31.43]
@@ -457,8 +487,8 @@ def test_a_twin_of_a_stopped_trial_trains_on_when_not_stopped(ray_session, tiny_
     replayed one, and leaves the whole network's record."""
     import json
 
-    from raysearch import networks
-    from raysearch.search import TrialNetwork
+    from raysearch.search import finished_networks as networks
+    from raysearch.search.run import TrialNetwork
     from raysearch.training.data import model_config_for
 
     space = twin_space("catch-up", [32])
@@ -541,7 +571,7 @@ def test_predict_loads_the_best_checkpoint_the_leaderboard_names(smoke_run, tmp_
 def test_a_time_budget_that_ends_trials_before_they_report(ray_session, tiny_shards, tmp_path):
     """Trials the budget ends before their first report have no metric: the live table (sorted
     by the metric) and the leaderboard both cope, and the trials that reported are ranked."""
-    from raysearch.space import parse_space
+    from raysearch.search.space import parse_space
 
     raw = {
         "name": "budget",
@@ -570,3 +600,43 @@ def test_a_time_budget_that_ends_trials_before_they_report(ray_session, tiny_sha
     reported = board["best_val_acc"].notna()
     assert (board["status"] == "no result").equals(~reported)
     assert list(reported) == sorted(reported, reverse=True)  # trials without it rank last
+
+
+def test_the_main_command_runs_on_the_profiles_synthetic_default(
+    ray_session, tmp_path, monkeypatch, capsys
+):
+    """README's main command (``raysearch tune --space ratio --profile cpu``) through its own
+    code: no --shards, so the profile's synthetic set is generated into the cache and prepared
+    with the profile's features; here a smaller set, one trial of one epoch."""
+    import dataclasses
+    import json
+
+    from raysearch.commands import tune
+    from raysearch.data.defaults import SyntheticSet
+    from raysearch.search.profiles import PROFILES
+
+    cache, results = tmp_path / "cache", tmp_path / "results"
+    monkeypatch.setenv("RAYSEARCH_CACHE", str(cache))
+    smaller = SyntheticSet(clips_per_genre=10, duration=3.0)
+    monkeypatch.setitem(PROFILES, "cpu", dataclasses.replace(PROFILES["cpu"], synthetic=smaller))
+    argv = ["--space", "ratio", "--profile", "cpu", "--trials", "1", "--epochs", "1",
+            "--storage", str(tmp_path / "storage"), "--results", str(results)]  # fmt: skip
+    assert tune.main(argv) == 0
+    (shards,) = (cache / "shards").iterdir()
+    manifest = json.loads((shards / "manifest.json").read_text())
+    assert manifest["features"] == "mel" and manifest["shape"] == [32, 129]  # the profile's
+    assert manifest["input"]["synthetic"]["clips_per_genre"] == 10
+    assert (cache / "synthetic-c10-d3-s0" / "synthetic.json").exists()
+    board = (results / "leaderboard.md").read_text()
+    assert "Leaderboard: ratio-cpu" in board
+    assert "Data: synthetic mini-GTZAN (10 clips x 3 s per genre, seed 0)" in board
+    assert "--channels 16,32,64,128,64" in board  # the profile's half width, in the best command
+    capsys.readouterr()
+    # the profile sizes the default: with --shards it is refused, in one line
+    refused = ["--space", "ratio", "--profile", "cpu", "--shards", str(shards)]
+    assert tune.main(refused) == 2
+    assert "--profile sizes the synthetic default" in capsys.readouterr().err
+    # a resumed search keeps its space: --trials is refused
+    again = argv + ["--resume", "--trials", "2"]
+    assert tune.main(again) == 2
+    assert "--trials cannot change on --resume" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ray.tune.search import Searcher
 
-from raysearch.twins import DeferTwins
+from raysearch.search.twins import DeferTwins
 
 
 class ListSearcher(Searcher):

@@ -1,4 +1,6 @@
-"""Where the embedded default lives: the synthetic mini-GTZAN and its shards, in a user cache.
+"""Where shards come from when a command is not given ``--shards``: the user's audio
+(``--data``) or the embedded default, the synthetic mini-GTZAN, generated into a user cache;
+either way prepared once and reused (:func:`ensure_shards`).
 
 The cache folder is ``$RAYSEARCH_CACHE`` if set, else ``$XDG_CACHE_HOME/raysearch`` or
 ``~/.cache/raysearch``. The command-line tools read it; library functions take paths.
@@ -9,10 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from raysearch.data.spectrogram import SpectrogramConfig
 from raysearch.data.split import SplitSpec
+from raysearch.data.synth import DEFAULT_CLIPS_PER_GENRE, DEFAULT_DURATION, DEFAULT_SEED
+from raysearch.storage import is_uri
 
 
 def cache_dir() -> Path:
@@ -20,6 +26,30 @@ def cache_dir() -> Path:
         return Path(os.environ["RAYSEARCH_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "raysearch"
+
+
+@dataclass(frozen=True)
+class SyntheticSet:
+    """The synthetic mini-GTZAN's parameters (:mod:`raysearch.data.synth`)."""
+
+    clips_per_genre: int = DEFAULT_CLIPS_PER_GENRE
+    duration: float = DEFAULT_DURATION  # seconds per clip
+    seed: int = DEFAULT_SEED
+
+
+@dataclass(frozen=True)
+class ShardRequest:
+    """Which shards a command needs: of ``data`` (a GTZAN root, path or URI; None: the
+    synthetic set ``synthetic``), with these spectrogram and split settings, at ``out`` (None:
+    a cache folder named after the input and the settings)."""
+
+    data: str | None = None
+    out: str | None = None
+    spectrogram: SpectrogramConfig = field(default_factory=SpectrogramConfig)
+    split: SplitSpec = field(default_factory=SplitSpec)
+    synthetic: SyntheticSet = field(default_factory=SyntheticSet)
+    overwrite: bool = False  # replace shards made with other settings at ``out``
+    clips_per_task: int | None = None  # clips one Ray task handles (None: the pipeline's choice)
 
 
 def synthetic_root(clips_per_genre: int, duration: float, seed: int) -> Path:
@@ -30,29 +60,42 @@ def default_shards_dir(data_root: str, config: SpectrogramConfig, split: SplitSp
     """A shard folder named after the input and the settings, so settings never collide."""
     from raysearch.data.pipeline import settings_hash
 
-    key = hashlib.sha256(f"{os.path.abspath(data_root)}|{settings_hash(config, split)}".encode())
+    root = data_root if is_uri(data_root) else os.path.abspath(data_root)
+    key = hashlib.sha256(f"{root}|{settings_hash(config, split)}".encode())
     return cache_dir() / "shards" / key.hexdigest()[:12]
 
 
-def ensure_synthetic(
-    clips_per_genre: int | None = None,
-    duration: float | None = None,
-    seed: int | None = None,
-    progress: bool = True,
-) -> Path:
-    """Generate (or reuse) the synthetic mini-GTZAN with the given or default parameters."""
-    from raysearch import synth
+def ensure_synthetic(synthetic: SyntheticSet = SyntheticSet(), progress: bool = True) -> Path:
+    """Generate (or reuse) the synthetic mini-GTZAN with these parameters; returns its root."""
+    from raysearch.data.synth import generate
 
-    clips_per_genre = synth.DEFAULT_CLIPS_PER_GENRE if clips_per_genre is None else clips_per_genre
-    duration = synth.DEFAULT_DURATION if duration is None else duration
-    seed = synth.DEFAULT_SEED if seed is None else seed
-    root = synthetic_root(clips_per_genre, duration, seed)
-    synth.generate(
+    root = synthetic_root(synthetic.clips_per_genre, synthetic.duration, synthetic.seed)
+    generate(
         root,
-        clips_per_genre=clips_per_genre,
-        duration=duration,
-        seed=seed,
-        workers=min(4, os.cpu_count() or 1),
+        clips_per_genre=synthetic.clips_per_genre,
+        duration=synthetic.duration,
+        seed=synthetic.seed,
+        workers=min(16, os.cpu_count() or 1),
         progress=progress,
     )
     return root
+
+
+def ensure_shards(request: ShardRequest, connect: Callable[[], None]):
+    """Prepare (or reuse) the shards ``request`` describes; returns the pipeline's
+    ``PrepareResult``. ``connect`` joins or starts Ray; it is called after the synthetic set
+    is generated, so the generator's process pool never forks a process holding Ray's
+    connections."""
+    from raysearch.data.pipeline import prepare
+
+    data = request.data or str(ensure_synthetic(request.synthetic))
+    out = request.out or str(default_shards_dir(data, request.spectrogram, request.split))
+    connect()
+    return prepare(
+        data,
+        out,
+        request.spectrogram,
+        request.split,
+        overwrite=request.overwrite,
+        clips_per_task=request.clips_per_task,
+    )

@@ -4,7 +4,7 @@ Layouts recognised (the first that exists wins):
 
 * ``ROOT/genres/<genre>/<genre>.NNNNN.au``            — the original 2002 archive
 * ``ROOT/genres_original/<genre>/<genre>.NNNNN.wav``  — the common (Kaggle) copy, and the
-  synthetic mini-GTZAN that ``raysearch.synth`` writes
+  synthetic mini-GTZAN that ``raysearch.data.synth`` writes
 * ``ROOT/Data/genres_original/...``                   — the Kaggle archive unpacked as is
 * ``ROOT/<genre>/<genre>.NNNNN.{au,wav}``             — ROOT is the genre folder itself
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pyarrow.fs as pafs
 
 from raysearch.data import GENRES
+from raysearch.errors import UserError
 from raysearch.storage import join, resolve
 
 LAYOUTS = ("genres", "genres_original", "Data/genres_original", "")
@@ -28,7 +29,7 @@ AUDIO_EXTENSIONS = (".au", ".wav")
 _CLIP_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<index>\d{5})\.(?P<ext>au|wav)$", re.IGNORECASE)
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Input data cannot be used: the message names the path and what is wrong."""
 
 

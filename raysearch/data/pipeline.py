@@ -35,7 +35,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -140,6 +140,37 @@ def read_manifest(shards: str) -> dict:
         return json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: corrupt manifest ({exc})") from exc
+
+
+def data_source(manifest: dict) -> str:
+    """Where the shards' audio came from, in words: the synthetic mini-GTZAN with its
+    parameters, or the user's root."""
+    given = manifest.get("input", {})
+    synthetic = given.get("synthetic")
+    if synthetic:
+        return (
+            f"synthetic mini-GTZAN ({synthetic.get('clips_per_genre')} clips x "
+            f"{synthetic.get('duration', 0):g} s per genre, seed {synthetic.get('seed')})"
+        )
+    return f"audio at {given.get('root', '?')}"
+
+
+def shard_meta(shards: str, warn: Callable[[str], None] | None = print) -> dict:
+    """What a run or a search says of its shards (its results carry it): their location,
+    where their audio came from, their features and split level. A segment split is
+    ``warn``-ed about (:data:`~raysearch.data.split.SEGMENT_SPLIT_WARNING`)."""
+    from raysearch.data.split import SEGMENT_SPLIT_WARNING
+
+    manifest = read_manifest(shards)
+    meta = {
+        "shards": shards,
+        "data": data_source(manifest),
+        "features": manifest.get("features", "stft"),
+        "split_level": manifest.get("split_level", "track"),
+    }
+    if meta["split_level"] == "segment" and warn is not None:
+        warn(f"warning: {shards} is split by segment: {SEGMENT_SPLIT_WARNING}")
+    return meta
 
 
 def split_path(shards: str, split: str) -> str:

@@ -1,8 +1,8 @@
 """Audio → dB spectrogram (STFT or log-mel) → overlapping 3 s segments (report §2.2, §2.3).
 
 Pure numpy / librosa, no Ray: the Ray Data pipeline (`raysearch.data.pipeline`) and the
-predictor (`raysearch.predict`) both call these functions, so training and prediction see the
-same numbers.
+predictor (`raysearch.inference`) both call these functions, so training and prediction see
+the same numbers.
 
 Frame arithmetic (defaults: 22,050 Hz, 1024-sample Hann window, hop 512, centred frames):
 
@@ -57,6 +57,12 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from raysearch.errors import UserError
+
+
+class SpectrogramConfigError(UserError):
+    """A spectrogram setting is unusable; the message names it."""
+
 
 @dataclass(frozen=True)
 class SpectrogramConfig:
@@ -76,20 +82,20 @@ class SpectrogramConfig:
 
     def __post_init__(self) -> None:
         if self.step_seconds <= 0 or self.segment_seconds <= 0:
-            raise ValueError("segment_seconds and step_seconds must be positive")
+            raise SpectrogramConfigError("segment_seconds and step_seconds must be positive")
         if self.dtype not in ("float16", "float32"):
-            raise ValueError(f"dtype must be float16 or float32, got {self.dtype!r}")
+            raise SpectrogramConfigError(f"dtype must be float16 or float32, got {self.dtype!r}")
         if self.features not in FEATURES:
-            raise ValueError(
+            raise SpectrogramConfigError(
                 f"features must be one of {', '.join(FEATURES)}, got {self.features!r}"
             )
         if isinstance(self.n_mels, bool) or not isinstance(self.n_mels, int) or self.n_mels < 1:
-            raise ValueError(f"n_mels must be an integer >= 1, got {self.n_mels!r}")
+            raise SpectrogramConfigError(f"n_mels must be an integer >= 1, got {self.n_mels!r}")
         if self.features == "mel":
             filters = mel_filters(self.sample_rate, self.n_fft, self.n_mels)
             empty = int((filters.max(axis=1) == 0).sum())
             if empty:
-                raise ValueError(
+                raise SpectrogramConfigError(
                     f"n_mels={self.n_mels} leaves {empty} mel band(s) without an STFT bin "
                     f"at n_fft={self.n_fft}; use fewer bands"
                 )

@@ -42,6 +42,7 @@ from importlib import resources
 import numpy as np
 
 from raysearch.data import GENRES
+from raysearch.errors import UserError
 from raysearch.storage import read_text
 
 SPLITS = ("train", "val", "test")
@@ -53,7 +54,7 @@ SEGMENT_SPLIT_WARNING = (
 _ID = re.compile(r"^(?P<genre>[a-z]+)\.(?P<index>\d{5})(\.(au|wav))?$")
 
 
-class SplitError(ValueError):
+class SplitError(UserError):
     """A split specification or list file is unusable; the message names it."""
 
 

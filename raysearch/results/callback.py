@@ -8,7 +8,7 @@ from ray.tune import Callback
 
 from raysearch.results.records import record_of, save_experiment, status_of
 from raysearch.results.write import write_results
-from raysearch.space import SearchSpace
+from raysearch.search.space import SearchSpace
 
 
 class LeaderboardCallback(Callback):

@@ -1,22 +1,84 @@
-"""The search's plots: Optuna's optimisation history and parameter importances of the space's
-metric, and each numeric parameter against validation and test accuracy."""
+"""Every figure raysearch draws, with matplotlib's Agg backend, written atomically as PNG:
+a run's accuracy and loss per epoch (report figures 5.1 / 5.2) and its confusion matrix; a
+search's Optuna optimisation history and parameter importances of the space's metric, and each
+numeric parameter against validation and test accuracy."""
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 
+import matplotlib
 import pandas as pd
 
-from raysearch.space import SearchSpace
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+
+from raysearch.search.space import SearchSpace  # noqa: E402
+from raysearch.storage import write_bytes_atomic  # noqa: E402
 
 
-def search_plots(space: SearchSpace, trials: pd.DataFrame, results_dir: str) -> None:
-    from raysearch.plots import _save, plt
+def save_figure(fig, path: str) -> None:
+    """Write a matplotlib figure as PNG (atomically, to a path or a URI) and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def training_curves(history: list[dict], accuracy_path: str, loss_path: str) -> None:
+    """Train vs validation accuracy, and train vs validation loss, per epoch."""
+    epochs = [h["epoch"] for h in history]
+    for path, key, label in ((accuracy_path, "acc", "Accuracy"), (loss_path, "loss", "Loss")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(epochs, [h.get(f"train_{key}") for h in history], "o-", label="training")
+        ax.plot(epochs, [h.get(f"val_{key}") for h in history], "s-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label.lower())
+        ax.set_title(f"{label} on training / validation set")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        save_figure(fig, path)
+
+
+def confusion(matrix: list[list[int]], labels: list[str], path: str, title: str = "") -> None:
+    import numpy as np
+
+    values = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    image = ax.imshow(values, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if values[i, j]:
+                ax.text(
+                    j,
+                    i,
+                    int(values[i, j]),
+                    ha="center",
+                    va="center",
+                    color="white" if values[i, j] > values.max() / 2 else "black",
+                )
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title or "confusion matrix")
+    save_figure(fig, path)
+
+
+def search_plots(space: SearchSpace, trials: pd.DataFrame, results_dir: str) -> list[str]:
+    """The search's figures in ``results_dir``; returns the names of the files written."""
+    written: list[str] = []
+
+    def save(fig, name: str) -> None:
+        save_figure(fig, os.path.join(results_dir, name))
+        written.append(name)
 
     done = trials[trials[space.metric].notna()] if len(trials) else trials
     if len(done) < 2:
-        return
+        return written
     import optuna
     from optuna.visualization import matplotlib as optuna_plots
 
@@ -36,14 +98,14 @@ def search_plots(space: SearchSpace, trials: pd.DataFrame, results_dir: str) -> 
         except ValueError:
             continue  # a value outside the distribution (space edited since): leave it out
     if len(study.trials) < 2:
-        return
+        return written
     target = f"{space.metric} ({space.mode})"
     ax = optuna_plots.plot_optimization_history(study, target_name=target)
-    _save(ax.figure, os.path.join(results_dir, "optimization_history.png"))
+    save(ax.figure, "optimization_history.png")
     if len(space.params) > 1:
         try:
             ax = optuna_plots.plot_param_importances(study, target_name=target)
-            _save(ax.figure, os.path.join(results_dir, "param_importances.png"))
+            save(ax.figure, "param_importances.png")
         except (RuntimeError, ValueError):
             pass  # importance needs variation in at least one parameter
     completed = done[done["status"] == "completed"]
@@ -70,7 +132,8 @@ def search_plots(space: SearchSpace, trials: pd.DataFrame, results_dir: str) -> 
         ax.set_title(f"{param.name} vs accuracy ({len(completed)} completed trials)")
         ax.grid(alpha=0.3)
         ax.legend()
-        _save(fig, os.path.join(results_dir, f"{param.name}_vs_accuracy.png"))
+        save(fig, f"{param.name}_vs_accuracy.png")
+    return written
 
 
 def encode_cell(space: SearchSpace, name: str, cell):

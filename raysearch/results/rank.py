@@ -21,7 +21,7 @@ import pandas as pd
 
 from raysearch.model import SECNN, ModelConfig, count_parameters, reduced_width
 from raysearch.results.records import TrialRecord
-from raysearch.space import SearchSpace
+from raysearch.search.space import SearchSpace
 
 ACCURACIES = ["best_val_acc", "test_acc", "test_track_acc"]
 
@@ -77,6 +77,7 @@ def trial_frame(
         row["reused_from"] = result.get("reused_from", "")
         row["features"] = meta.get("features", "")
         row["split_level"] = meta.get("split_level", "")
+        row["data"] = meta.get("data", "")
         row["checkpoint"] = record.checkpoint
         rows.append(row)
     columns = [
@@ -95,6 +96,7 @@ def trial_frame(
         "reused_from",
         "features",
         "split_level",
+        "data",
         "checkpoint",
     ]
     frame = pd.DataFrame(rows)
@@ -117,8 +119,8 @@ def trial_frame(
 @dataclass(frozen=True)
 class EpochCounts:
     """What a search's trials reported, and how much of it twins (trials of a network another
-    trial trained, :mod:`raysearch.networks`) replayed instead of training. A twin that ASHA
-    let go on trained from the start: its epochs count as trained."""
+    trial trained, :mod:`raysearch.search.finished_networks`) replayed instead of training. A
+    twin that ASHA let go on trained from the start: its epochs count as trained."""
 
     reported: int  # trial-epochs
     replayed: int  # of those, reported by twins without training
@@ -214,6 +216,7 @@ def config_frame(space: SearchSpace, trials: pd.DataFrame) -> pd.DataFrame:
             trial_ids=",".join(group["trial_id"]),
             features=group["features"].iloc[0],
             split_level=group["split_level"].iloc[0],
+            data=group["data"].iloc[0],
         )
         rows.append(row)
     frame = pd.DataFrame(rows).sort_values(

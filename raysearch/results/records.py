@@ -7,7 +7,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-from raysearch.space import SearchSpace, parse_space
+from raysearch.search.space import SearchSpace, parse_space
 from raysearch.storage import exists, join, read_text, write_text_atomic
 
 EXPERIMENT_FILE = "raysearch_experiment.json"  # the space (as run) and the shards

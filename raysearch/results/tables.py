@@ -17,7 +17,7 @@ import math
 import pandas as pd
 
 from raysearch.results.rank import interval
-from raysearch.space import SearchSpace
+from raysearch.search.space import SearchSpace
 
 # The report's numbers (segment accuracy; whether its split was by track is not stated)
 REPORT_SE = {"": 87.5, "5": 90.2, "4,5": 90.8, "3,4,5": 92.1, "2,3,4,5": 92.7, "1,2,3,4,5": 93.6}
@@ -36,6 +36,8 @@ TITLES = {
 }
 AUGMENT_KEYS = ("head", "freq_masks", "freq_width", "time_masks", "time_width", "mixup_alpha")
 NOISE_P = 0.05
+# the report's own figure: GTZAN segment accuracy, whatever data this table's rows are on
+REPORT_COLUMN = "report on GTZAN, split unknown (%)"
 
 
 def _pm(values) -> str:
@@ -102,9 +104,10 @@ def group_table(
             "best (by val)" if name == best else within_noise(groups[best], group)
         )
         row["split"] = group["split_level"].iloc[0] if "split_level" in group else ""
+        row["data"] = group["data"].iloc[0] if "data" in group else ""
         if report is not None:
             ref = report.get(_report_key(name))
-            row["report, split unknown (%)"] = "" if ref is None else f"{ref:.1f}"
+            row[REPORT_COLUMN] = "" if ref is None else f"{ref:.1f}"
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -7,34 +7,76 @@ never sees a half-written table:
 * ``leaderboard.md``: what the search was (space, metric, split level, features), the top 10,
   the best configuration as a ``python -m raysearch.train`` command that trains exactly it and
   the path of its checkpoint (``python -m raysearch.predict CHECKPOINT FILE`` loads it);
-* the report's tables (``tables``), ``.csv`` and ``.md``; the plots (``plots``), when asked.
+* the report's tables (``tables``), ``.csv`` and ``.md``; the plots (``plots``), when asked;
+* ``.raysearch-results.json``: the experiment these files are of and every file written for
+  it, so that the next search into the folder removes exactly those (:func:`claim_results_dir`)
+  and a folder never mixes two searches' files.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import shlex
 
 import pandas as pd
 
-from raysearch.dimensions import command_arguments
+from raysearch.errors import UserError
 from raysearch.results.plots import encode_cell, search_plots
 from raysearch.results.rank import config_frame, epoch_counts, trial_frame
 from raysearch.results.records import TrialRecord
 from raysearch.results.tables import TITLES, markdown_table, report_tables
-from raysearch.space import SearchSpace
+from raysearch.search.dimensions import command_arguments
+from raysearch.search.space import SearchSpace
 from raysearch.storage import write_text_atomic
 
 TOP = 10
+RECORD = ".raysearch-results.json"  # which experiment a results folder holds, and its files
+# what a search writes; a folder holding one of these without a RECORD holds unknown results
+OUR_FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard_seeds.csv")
+
+
+class ResultsFolderError(UserError):
+    """A results folder holds files this search did not write and cannot account for."""
+
+
+def _record(results_dir: str) -> dict | None:
+    try:
+        with open(os.path.join(results_dir, RECORD)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def claim_results_dir(results_dir: str, experiment: str) -> None:
+    """Make ``results_dir`` this experiment's before a search writes into it: the files an
+    earlier search of another experiment wrote there are removed (their record lists them;
+    nothing else in the folder is touched). A folder holding a leaderboard without a record
+    is refused: its files cannot be told from the user's."""
+    record = _record(results_dir)
+    if record is None:
+        found = [n for n in OUR_FILES if os.path.exists(os.path.join(results_dir, n))]
+        if found:
+            raise ResultsFolderError(
+                f"{results_dir}: holds {', '.join(found)} of another search (no {RECORD} says "
+                "which); move them away or choose another --results folder"
+            )
+        return
+    if record.get("experiment") == experiment:
+        return
+    for name in record.get("files", []):
+        path = os.path.join(results_dir, name)
+        if os.path.dirname(name) == "" and os.path.isfile(path):
+            os.remove(path)
+    os.remove(os.path.join(results_dir, RECORD))
 
 
 def best_command(space: SearchSpace, row: pd.Series, shards: str | None) -> str:
     """``python -m raysearch.train`` with exactly the model and training settings of ``row``
     (a trial or a configuration: then its best seed). For a trial that trained on CPUs, also
     its torch thread count: the same run with another count sums floats in another order and
-    ends elsewhere (r = 13.4 of ``results/cpu-ratio-50-trials``: best validation accuracy
-    0.583 with 1 thread, as in the search, 0.550 with 2). Likewise the space's torch.compile
+    ends elsewhere (an example in docs/performance.md). Likewise the space's torch.compile
     mode, when it has one: compiled kernels sum in another order too."""
     config = {p.name: encode_cell(space, p.name, row[p.name]) for p in space.params}
     seed = int(row["best_seed"] if "best_seed" in row else row["seed"])
@@ -64,20 +106,49 @@ def write_results(
     trials = trial_frame(space, records, meta)
     board = config_frame(space, trials) if space.repeats > 1 else trials
     os.makedirs(results_dir, exist_ok=True)
+    written = ["leaderboard.csv", "leaderboard.md"]
     _write_csv(board, os.path.join(results_dir, "leaderboard.csv"))
     if space.repeats > 1:
         _write_csv(trials, os.path.join(results_dir, "leaderboard_seeds.csv"))
+        written.append("leaderboard_seeds.csv")
     tables = report_tables(space, trials)
     for name, table in tables.items():
         _write_csv(table, os.path.join(results_dir, f"{name}.csv"))
-        write_text_atomic(os.path.join(results_dir, f"{name}.md"), markdown_table(table))
+        write_text_atomic(
+            os.path.join(results_dir, f"{name}.md"),
+            f"# {TITLES[name]}\n\n{_data_line(meta)}\n\n{markdown_table(table)}",
+        )
+        written += [f"{name}.csv", f"{name}.md"]
     write_text_atomic(
         os.path.join(results_dir, "leaderboard.md"),
         _markdown(space, trials, board, tables, experiment, meta),
     )
     if plots:
-        search_plots(space, trials, results_dir)
+        written += search_plots(space, trials, results_dir)
+    _keep_record(results_dir, experiment, written)
     return trials
+
+
+def _keep_record(results_dir: str, experiment: str, written: list[str]) -> None:
+    """Add ``written`` to the folder's record of this experiment's files."""
+    record = _record(results_dir)
+    files = (
+        set(record.get("files", [])) if record and record.get("experiment") == experiment else set()
+    )
+    payload = {"experiment": experiment, "files": sorted(files | set(written))}
+    write_text_atomic(os.path.join(results_dir, RECORD), json.dumps(payload, indent=1))
+
+
+def _data_line(meta: dict) -> str:
+    """Where the numbers come from; synthetic data said plainly beside the report's GTZAN."""
+    data = meta.get("data") or "unknown data"
+    line = f"Data: {data}, split by {meta.get('split_level', 'unknown')}."
+    if data.startswith("synthetic"):
+        line += (
+            " These are synthetic accuracies, a demonstration of the machinery: the report's "
+            "column is GTZAN and is not comparable."
+        )
+    return line
 
 
 def _epochs_line(trials: pd.DataFrame) -> str:
@@ -101,6 +172,8 @@ def _markdown(space, trials, board, tables, experiment, meta) -> str:
         f"# Leaderboard: {space.name}",
         "",
         space.description.strip(),
+        "",
+        _data_line(meta),
         "",
         f"Search space `{os.path.basename(space.source)}`; metric `{space.metric}` "
         f"({space.mode}); sampler {space.sampler}; scheduler {space.scheduler.type}; "

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from raysearch.errors import UserError
+
 COMPILE_MODES = ("off", "auto", "default", "reduce-overhead")
+
+
+class TrainConfigError(UserError):
+    """A training setting is out of range; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -16,7 +22,7 @@ class TrainConfig:
     patience: int = 5  # epochs without a lower validation loss before stopping; 0 = never
     seed: int = 0
     workers: int = 1  # 1: the loop runs in the trial's process; > 1: a Ray Train DDP group
-    use_gpu: bool | None = None  # None: decided by the caller (raysearch.cluster)
+    use_gpu: bool | None = None  # None: decided by the caller (raysearch.search.gpu_demand)
     cpus_per_worker: float = 1.0  # CPUs each worker (or one-worker trial) reserves in Ray
     torch_threads: int = 0  # CPU threads per worker; 0 = as many as the CPUs it reserves
     gpus_per_worker: float = 1.0  # fractions let several one-worker trials share a GPU
@@ -26,7 +32,7 @@ class TrainConfig:
     time_masks: int = 0  # SpecAugment time masks per segment
     time_width: int = 0  # widest time mask (frames)
     mixup_alpha: float = 0.0  # mixup (Zhang et al. 2018) Beta(alpha, alpha); 0 = off
-    eval_batch_size: int = 0  # 0 = 256 (1024 took 4 GiB per conv-1 activation on an H100)
+    eval_batch_size: int = 0  # 0 = 256 (larger batches cost GPU memory in conv 1's output)
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPUs)
     channels_last: bool = True  # NHWC activations on CUDA (ignored on CPUs)
     # torch.compile mode: off | auto (default on CUDA, off on CPUs) | default | reduce-overhead
@@ -54,14 +60,12 @@ class TrainConfig:
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"invalid training setting {bad[0]}={getattr(self, bad[0])!r}")
+            raise TrainConfigError(f"invalid training setting {bad[0]}={getattr(self, bad[0])!r}")
 
     def compile_mode(self, on_gpu: bool) -> str:
         """The torch.compile mode a run on a GPU (``on_gpu``) or on CPUs uses: ``auto``
-        compiles on CUDA only. Measured on an H100: 4 trials under CUDA MPS trained 13 % more
-        segments/s compiled than eager, and 8 compiled ones 1.68x 4 eager ones without MPS; on 2
-        CPU cores a compile takes 35-45 s per network and the step is no faster
-        (docs/performance.md)."""
+        compiles on CUDA only, where compiled trials train faster; on CPUs a compile costs
+        tens of seconds per network and the step is no faster (docs/performance.md)."""
         if self.compile == "auto":
             return "default" if on_gpu else "off"
         return self.compile

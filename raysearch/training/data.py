@@ -13,8 +13,7 @@ import numpy as np
 
 from raysearch.data.discover import DataError
 from raysearch.data.pipeline import read_manifest, split_path
-
-SPLITS = ("train", "val", "test")
+from raysearch.data.split import SPLITS
 
 
 @dataclass(frozen=True)
@@ -27,9 +26,6 @@ class SplitArrays:
 
     def __len__(self) -> int:
         return len(self.label)
-
-    def subset(self, index: np.ndarray) -> SplitArrays:
-        return SplitArrays(self.spectrogram[index], self.label[index], self.track_id[index])
 
 
 def read_split(shards: str, split: str, shape: tuple[int, int] | None = None) -> SplitArrays:

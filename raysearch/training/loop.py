@@ -103,6 +103,39 @@ def load_resume_state(folder: str, model, optimizer, device, augment_rng) -> Pro
     return Progress(**state["progress"], best_state=best["state_dict"])
 
 
+@dataclass
+class _Run:
+    """One run of :func:`fit` as it goes: the network (``model`` as it trains, wrapped by DDP
+    or compile; ``bare`` the module whose weights are saved), its optimizer and data, and
+    where it stands (``progress``)."""
+
+    model_config: ModelConfig
+    config: TrainConfig
+    placement: Placement
+    model: torch.nn.Module
+    bare: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    train: DeviceBatches
+    val: EvalSplit | None  # rank 0 only
+    augment: Augmenter
+    augment_rng: torch.Generator
+    progress: Progress
+    channels_last: bool
+    n_params: int
+    started: float
+
+    @property
+    def device(self) -> torch.device:
+        return self.placement.device
+
+    @property
+    def eval_batch(self) -> int:
+        return self.config.eval_batch_size or 256
+
+    def evaluate(self, split: EvalSplit) -> dict:
+        return evaluate(self.bare, split, self.eval_batch, self.config.amp, self.channels_last)
+
+
 def fit(
     model_config: ModelConfig,
     config: TrainConfig,
@@ -115,6 +148,46 @@ def fit(
     """Train one configuration; returns rank 0's final metrics (with ``history``), or ``{}``
     on the other ranks. ``resume_from``: a checkpoint folder this loop wrote; training goes on
     after its epoch with its weights, optimizer state and early-stopping state."""
+    run = _start(model_config, config, splits, placement, resume_from)
+    rank = placement.rank
+    for epoch in range(run.progress.epoch + 1, config.epochs + 1):
+        epoch_start = time.time()
+        metrics = _train_epoch(run, epoch)
+        stopped = _validate(run, metrics) if rank == 0 else False
+        if placement.world > 1:
+            stopped = _broadcast_stop(stopped, run.device)
+        metrics["epoch_s"] = time.time() - epoch_start
+        run.progress.epoch = epoch
+        run.progress.history.append(dict(metrics))
+        last = stopped or epoch == config.epochs
+        checkpoint_dir = None
+        if rank == 0:
+            if last:
+                _test(run, splits["test"], metrics, stopped)
+            if placement.device_note and epoch == run.progress.history[0]["epoch"]:
+                print(f"note: {placement.device_note}", flush=True)
+            print(progress_line(metrics, config.epochs), flush=True)
+            checkpoint_dir = _save(run, metrics, spectrogram or {}, resumable=not last)
+        if last:  # the final metrics, also in the last report (reporters send only scalars):
+            # a caller may have to act on them there, as a trial can be stopped at that report
+            metrics["history"] = run.progress.history
+        report(metrics, checkpoint_dir)
+        if checkpoint_dir is not None:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if last:
+            return metrics if rank == 0 else {}
+    return {}
+
+
+def _start(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    splits: dict[str, SplitArrays],
+    placement: Placement,
+    resume_from: str | None,
+) -> _Run:
+    """Seeds, the network on its device (channels_last, DDP, compile as asked), Adam, the
+    device-resident data, and the progress of a resumed run."""
     device, rank, world = placement.device, placement.rank, placement.world
     started = time.time()
     seed_everything(config.seed)
@@ -123,10 +196,8 @@ def fit(
         torch.backends.cudnn.benchmark = True
     else:
         torch.set_num_threads(config.threads())
-
     model = SECNN(model_config).to(device)
     bare = model  # the module whose state_dict is saved (DDP and compile wrap it)
-    n_params = count_parameters(model)
     channels_last = on_gpu and config.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -134,6 +205,7 @@ def fit(
         bare.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=on_gpu or None
     )
     progress = Progress()
+    # masks and mixup draw from their own seeded generator on the device (resumed with the run)
     augment_rng = torch.Generator(device=device).manual_seed(config.seed + 7919 * rank)
     if resume_from:
         progress = load_resume_state(resume_from, bare, optimizer, device, augment_rng)
@@ -154,114 +226,129 @@ def fit(
         rank=rank,
         world=world,
         limit=config.max_train_segments,
-        drop_last=compile_mode != "off",
+        drop_last=compile_mode != "off",  # a compiled model would recompile for a short batch
     )
-    # masks and mixup draw from their own seeded generator on the device (resumed with the run)
-    augment = Augmenter(config, model_config.input_mean, device, augment_rng)
-    eval_batch = config.eval_batch_size or 256
-    val = EvalSplit(splits["val"], device) if rank == 0 else None
+    return _Run(
+        model_config=model_config,
+        config=config,
+        placement=placement,
+        model=model,
+        bare=bare,
+        optimizer=optimizer,
+        train=train,
+        val=EvalSplit(splits["val"], device) if rank == 0 else None,
+        augment=Augmenter(config, model_config.input_mean, device, augment_rng),
+        augment_rng=augment_rng,
+        progress=progress,
+        channels_last=channels_last,
+        n_params=count_parameters(bare),
+        started=started,
+    )
 
-    first_batch_loss = progress.first_batch_loss
-    for epoch in range(progress.epoch + 1, config.epochs + 1):
-        epoch_start = time.time()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        for x, y in train.epoch(epoch):
-            loss, logits = train_step(model, optimizer, x, y, config.amp, channels_last, augment)
-            if first_batch_loss is None:
-                first_batch_loss = loss.clone()
-            loss_sum += loss * len(y)
-            correct += (logits.argmax(1) == y).sum()
-        sums = torch.stack([loss_sum.double(), correct.double()])
-        if world > 1:
-            torch.distributed.all_reduce(sums)
-        loss_total, correct_total = sums.tolist()  # the epoch's one device → host read
-        first_batch_loss = float(first_batch_loss)
-        count = len(train) * world
-        train_seconds = time.time() - epoch_start
-        metrics = {
-            "epoch": epoch,
-            "train_loss": loss_total / max(count, 1),
-            "train_acc": correct_total / max(count, 1),
-            "train_segments": count,
-            "segments_per_s": count / max(train_seconds, 1e-9),
-            "first_batch_loss": first_batch_loss,
-            "node_id": placement.node_id,
-            "device": device_name(device),
-            "gpus_assigned": placement.gpus_assigned,
-            "n_params": n_params,
-        }
-        stop = torch.zeros(1, device=device)
-        checkpoint_dir = None
-        if rank == 0:
-            result = evaluate(bare, val, eval_batch, config.amp, channels_last)
-            metrics.update(
-                val_loss=result["loss"],
-                val_acc=result["segment_acc"],
-                val_track_acc=result["track_acc"],
-            )
-            if result["segment_acc"] > progress.best_val_acc:
-                progress.best_val_acc, progress.best_epoch = result["segment_acc"], epoch
-                progress.best_state = {k: v.detach().clone() for k, v in bare.state_dict().items()}
-            if result["loss"] < progress.best_loss - 1e-6:
-                progress.best_loss, progress.since_best_loss = result["loss"], 0
-            else:
-                progress.since_best_loss += 1
-            if config.patience and progress.since_best_loss >= config.patience:
-                stop[0] = 1
-            metrics.update(
-                best_val_acc=progress.best_val_acc,
-                best_epoch=progress.best_epoch,
-                best_val_loss=progress.best_loss,
-            )
-        if world > 1:
-            torch.distributed.broadcast(stop, src=0)
-        stopped = bool(stop[0])
-        metrics["epoch_s"] = time.time() - epoch_start
-        progress.epoch, progress.first_batch_loss = epoch, first_batch_loss
-        progress.history.append(dict(metrics))
-        last = stopped or epoch == config.epochs
-        if last and rank == 0:
-            bare.load_state_dict(progress.best_state)
-            test_split = EvalSplit(splits["test"], device)
-            test = evaluate(bare, test_split, eval_batch, config.amp, channels_last)
-            metrics.update(
-                test_loss=test["loss"],
-                test_acc=test["segment_acc"],
-                test_track_acc=test["track_acc"],
-                test_tracks=test["tracks"],
-                test_per_genre_acc=test["per_class_acc"],
-                test_confusion=test["confusion"],
-                epochs_run=len(progress.history),
-                stopped_early=stopped,
-                train_wall_s=time.time() - started,
-            )
-        if rank == 0:
-            if placement.device_note and epoch == progress.history[0]["epoch"]:
-                print(f"note: {placement.device_note}", flush=True)
-            print(progress_line(metrics, config.epochs), flush=True)
-            # every epoch: the best weights (model.pt, what predict loads) and the state to
-            # go on from this epoch (resume.pt), so a retried trial loses at most one epoch
-            checkpoint_dir = save_checkpoint(
-                progress.best_state,
-                model_config,
-                config.to_dict(),
-                spectrogram or {},
-                progress.best_epoch,
-                metrics,
-            )
-            if not last:
-                save_resume_state(checkpoint_dir, bare, optimizer, progress, augment_rng)
-        if last:  # the final metrics, also in the last report (reporters send only scalars):
-            # a caller may have to act on them there, as a trial can be stopped at that report
-            metrics["history"] = progress.history
-        report(metrics, checkpoint_dir)
-        if checkpoint_dir is not None:
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        if last:
-            return metrics if rank == 0 else {}
-    return {}
+
+def _train_epoch(run: _Run, epoch: int) -> dict:
+    """One pass over the train split; the epoch's training metrics. The loss sum and the
+    correct count stay on the device until the epoch's one read."""
+    device, world, config = run.device, run.placement.world, run.config
+    epoch_start = time.time()
+    run.model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    first_batch_loss = run.progress.first_batch_loss
+    for x, y in run.train.epoch(epoch):
+        loss, logits = train_step(
+            run.model, run.optimizer, x, y, config.amp, run.channels_last, run.augment
+        )
+        if first_batch_loss is None:
+            first_batch_loss = loss.clone()
+        loss_sum += loss * len(y)
+        correct += (logits.argmax(1) == y).sum()
+    sums = torch.stack([loss_sum.double(), correct.double()])
+    if world > 1:
+        torch.distributed.all_reduce(sums)
+    loss_total, correct_total = sums.tolist()  # the epoch's one device → host read
+    run.progress.first_batch_loss = float(first_batch_loss)
+    count = len(run.train) * world
+    train_seconds = time.time() - epoch_start
+    return {
+        "epoch": epoch,
+        "train_loss": loss_total / max(count, 1),
+        "train_acc": correct_total / max(count, 1),
+        "train_segments": count,
+        "segments_per_s": count / max(train_seconds, 1e-9),
+        "first_batch_loss": run.progress.first_batch_loss,
+        "node_id": run.placement.node_id,
+        "device": device_name(device),
+        "gpus_assigned": run.placement.gpus_assigned,
+        "n_params": run.n_params,
+    }
+
+
+def _validate(run: _Run, metrics: dict) -> bool:
+    """Rank 0: validation metrics into ``metrics``, the best-by-validation-accuracy weights
+    kept, and whether early stopping on validation loss (``patience``) ends the run."""
+    progress = run.progress
+    result = run.evaluate(run.val)
+    metrics.update(
+        val_loss=result["loss"],
+        val_acc=result["segment_acc"],
+        val_track_acc=result["track_acc"],
+    )
+    if result["segment_acc"] > progress.best_val_acc:
+        progress.best_val_acc, progress.best_epoch = result["segment_acc"], metrics["epoch"]
+        progress.best_state = {k: v.detach().clone() for k, v in run.bare.state_dict().items()}
+    if result["loss"] < progress.best_loss - 1e-6:
+        progress.best_loss, progress.since_best_loss = result["loss"], 0
+    else:
+        progress.since_best_loss += 1
+    metrics.update(
+        best_val_acc=progress.best_val_acc,
+        best_epoch=progress.best_epoch,
+        best_val_loss=progress.best_loss,
+    )
+    return bool(run.config.patience and progress.since_best_loss >= run.config.patience)
+
+
+def _broadcast_stop(stopped: bool, device: torch.device) -> bool:
+    """Rank 0's early-stopping decision, on every rank."""
+    stop = torch.tensor([float(stopped)], device=device)
+    torch.distributed.broadcast(stop, src=0)
+    return bool(stop[0])
+
+
+def _test(run: _Run, split: SplitArrays, metrics: dict, stopped: bool) -> None:
+    """Rank 0, after the last epoch: the test metrics of the best-by-validation weights."""
+    run.bare.load_state_dict(run.progress.best_state)
+    test = run.evaluate(EvalSplit(split, run.device))
+    metrics.update(
+        test_loss=test["loss"],
+        test_acc=test["segment_acc"],
+        test_track_acc=test["track_acc"],
+        test_tracks=test["tracks"],
+        test_per_genre_acc=test["per_class_acc"],
+        test_confusion=test["confusion"],
+        epochs_run=len(run.progress.history),
+        stopped_early=stopped,
+        train_wall_s=time.time() - run.started,
+    )
+
+
+def _save(run: _Run, metrics: dict, spectrogram: dict, resumable: bool) -> str:
+    """Rank 0, every epoch: a checkpoint folder with the best weights (``model.pt``, what
+    predict loads) and, unless the run ends here, the state to go on from this epoch
+    (``resume.pt``), so a retried trial loses at most one epoch."""
+    progress = run.progress
+    folder = save_checkpoint(
+        progress.best_state,
+        run.model_config,
+        run.config.to_dict(),
+        spectrogram,
+        progress.best_epoch,
+        metrics,
+    )
+    if resumable:
+        save_resume_state(folder, run.bare, run.optimizer, progress, run.augment_rng)
+    return folder
 
 
 def compile_model(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -34,15 +35,15 @@ def write_run_folder(
     shards: str,
     wall_s: float,
 ) -> None:
-    from raysearch import plots
+    from raysearch.results import plots  # matplotlib only when a run folder is written
 
     os.makedirs(out, exist_ok=True)
     history = final.get("history", [])
-    with open(os.path.join(out, ".metrics.csv.tmp"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=EPOCH_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(os.path.join(out, ".metrics.csv.tmp"), os.path.join(out, "metrics.csv"))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=EPOCH_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(os.path.join(out, "metrics.csv"), table.getvalue())
     if checkpoint_dir:
         target = os.path.join(out, "checkpoint")
         shutil.rmtree(target, ignore_errors=True)
@@ -61,5 +62,5 @@ def write_run_folder(
             final["test_confusion"],
             list(GENRES),
             os.path.join(out, "confusion.png"),
-            title=f"test tracks, accuracy {final.get('test_track_acc', 0):.3f}",
+            title=f"test tracks, accuracy {final['test_track_acc']:.3f}",
         )

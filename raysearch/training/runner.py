@@ -24,8 +24,6 @@ from raysearch.model import ModelConfig
 from raysearch.training.config import TrainConfig
 from raysearch.training.loop import Placement, fit
 
-WORKER_GROUP_START_TIMEOUT_S = 900  # a GPU node may take minutes to boot
-
 
 def pick_device(use_gpu: bool):
     """(device, note) for a process that Ray gave ``use_gpu`` GPUs (via CUDA_VISIBLE_DEVICES).
@@ -59,9 +57,10 @@ def tune_reporter(metrics: dict, checkpoint_dir: str | None) -> None:
 
 
 def keeping(record, report, replayed: int = 0):
-    """``report``, keeping the network's record (:class:`raysearch.networks.Record`, or None)
-    first: at the last epoch the final metrics, before every other the reports so far (a
-    partial record). Tune may stop a trial at any report (ASHA does, and always at max_t), and
+    """``report``, keeping the network's record
+    (:class:`raysearch.search.finished_networks.Record`, or None) first: at the last epoch the
+    final metrics, before every other the reports so far (a partial record). Tune may stop a
+    trial at any report (ASHA does, and always at max_t), and
     then nothing after the call runs. Only rank 0 reports validation and test metrics.
     Epochs 1..``replayed`` were reported already (a twin's reports): they are neither reported
     nor kept again."""
@@ -179,16 +178,15 @@ def build_trainer(
 
     ``config.use_gpu`` must be decided (True / False) by the caller; ``splits_ref`` is the
     object-store reference of the splits dict (``ray.put(load_splits(shards))``); ``record``
-    (a :class:`raysearch.networks.Record`) is where rank 0 keeps a search trial's network.
+    (a :class:`raysearch.search.finished_networks.Record`) is where rank 0 keeps a search
+    trial's network.
     """
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    # Ray Train gives up on a worker group that cannot start within 60 s; a run waiting for a
-    # GPU node to boot needs longer. Train propagates this variable to its controller.
-    os.environ.setdefault(
-        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", str(WORKER_GROUP_START_TIMEOUT_S)
-    )
+    from raysearch.runtime import set_environment
+
+    set_environment()  # e.g. how long a worker group may wait for a GPU node (in this process)
     use_gpu = bool(config.use_gpu)
     resources = {"CPU": config.cpus_per_worker}
     if use_gpu:
@@ -222,22 +220,16 @@ def run(shards: str, model_config: ModelConfig, config: TrainConfig, out: str) -
 
     import ray
 
-    from raysearch.cluster import resolve_use_gpu
-    from raysearch.data.pipeline import read_manifest
-    from raysearch.data.split import SEGMENT_SPLIT_WARNING
+    from raysearch.data.pipeline import shard_meta
+    from raysearch.search.gpu_demand import resolve_use_gpu
     from raysearch.storage import is_uri
     from raysearch.training.data import load_splits, spectrogram_settings
     from raysearch.training.run_folder import write_run_folder
 
     started = time.time()
     out = os.path.abspath(out)
-    manifest = read_manifest(shards)
-    data = {
-        "features": manifest.get("features", "stft"),
-        "split_level": manifest.get("split_level", "track"),
-    }
-    if data["split_level"] == "segment":
-        print(f"warning: {shards} is split by segment: {SEGMENT_SPLIT_WARNING}", flush=True)
+    data = shard_meta(shards, warn=lambda line: print(line, flush=True))
+    del data["shards"]  # the run folder's summary names them already
     use_gpu = resolve_use_gpu(config.use_gpu, what="--gpu")
     config = TrainConfig(**{**config.to_dict(), "use_gpu": use_gpu})
     splits_ref = ray.put(load_splits(shards))

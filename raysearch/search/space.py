@@ -31,7 +31,7 @@ Schema (every key but ``params`` is optional; defaults in brackets)::
       workers: 1                 # Ray Train workers (DDP) [1]
       cpu: 1                     # CPUs per worker [1]
       gpu: 0.25                  # GPU per worker when trials use GPUs [1]; < 1 shares a GPU,
-                                 # 0 = never use GPUs (see raysearch.cluster)
+                                 # 0 = never use GPUs (see raysearch.search.gpu_demand)
     initial_points:              # configurations evaluated first (e.g. the report's values) [[]]
       - {ratio: 16}
     params:                      # the searched parameters
@@ -45,7 +45,7 @@ Schema (every key but ``params`` is optional; defaults in brackets)::
 Parameter types: ``int`` (low, high, step, log), ``float`` (low, high, step, log),
 ``categorical`` (choices; a choice may be a list, e.g. a channel tuple). The searchable names,
 the keys ``model:`` and ``train:`` accept and their meaning come from one table,
-:mod:`raysearch.dimensions`: ``channels``, ``ratio``, ``se_blocks``, ``dropout``, ``head``
+:mod:`raysearch.search.dimensions`: ``channels``, ``ratio``, ``se_blocks``, ``dropout``, ``head``
 (model), ``width`` (a multiplier of every channel width), ``batch_size``, ``lr``,
 ``weight_decay``, ``freq_masks``, ``freq_width``, ``time_masks``, ``time_width``,
 ``mixup_alpha`` (training).
@@ -66,8 +66,9 @@ from typing import Any
 
 import yaml
 
-from raysearch.dimensions import BY_NAME, DERIVED, fixed_keys, searchable
+from raysearch.errors import UserError
 from raysearch.model import ModelConfig
+from raysearch.search.dimensions import BY_NAME, DERIVED, fixed_keys, searchable
 from raysearch.training.config import TrainConfig
 
 SAMPLERS = ("tpe", "gp", "random", "grid")
@@ -102,7 +103,7 @@ TOP_KEYS = (
 )
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError):
     """A search-space file is invalid; the message names the file, the key and the problem."""
 
 
@@ -260,7 +261,7 @@ def scale_width(channels: int, width: float) -> int:
     return max(4, int(round(channels * width / 4)) * 4)
 
 
-PACKAGED = Path(__file__).resolve().parent / "search_spaces"
+PACKAGED = Path(__file__).resolve().parent.parent / "search_spaces"
 
 
 def packaged_spaces() -> list[str]:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from raysearch.errors import UserError
+
 HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray's marker resource of the head node
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 
 
-class GpuUnavailable(ValueError):
+class GpuUnavailable(UserError):
     """GPUs were asked for where none exist and none can be launched."""
 
 

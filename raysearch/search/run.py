@@ -7,9 +7,10 @@ per-trial start-up beyond the process (which Tune reuses for the next eager tria
 compiled one: :func:`reuses_actors`). A trial with
 ``workers > 1`` builds a ``TorchTrainer`` (DDP) and reports through ``TuneReportCallback``. The
 shards are read once by the driver and shared through the object store; a network that a
-finished trial already trained is not trained again (:mod:`raysearch.networks`), and one that a
-running trial trains is held back until that trial ends (:mod:`raysearch.twins`). Whether trials
-ask for GPUs is decided before the first one starts (:mod:`raysearch.cluster`).
+finished trial already trained is not trained again (:mod:`~raysearch.search.finished_networks`),
+and one that a running trial trains is held back until that trial ends
+(:mod:`~raysearch.search.twins`). Whether trials ask for GPUs is decided before the first one
+starts (:mod:`~raysearch.search.gpu_demand`).
 
 Repeats (``repeats: k``) run each configuration k times with seeds 0..k-1 through Tune's
 ``Repeater``, which hands Optuna the mean. ``max_concurrent_trials`` is what the cluster fits
@@ -26,14 +27,15 @@ import dataclasses
 import math
 import os
 
-from raysearch.cluster import HEAD_NODE_RESOURCE, GpuUnavailable
 from raysearch.model import ModelConfig
 from raysearch.results.callback import LeaderboardCallback
 from raysearch.results.records import records_from_experiment
 from raysearch.results.write import write_results
-from raysearch.space import SearchSpace, SpaceError
+from raysearch.search import finished_networks
+from raysearch.search.gpu_demand import HEAD_NODE_RESOURCE, GpuCapacity, GpuUnavailable
+from raysearch.search.space import SearchSpace, SpaceError
+from raysearch.search.tracking import mlflow_callback, optuna_storage
 from raysearch.storage import exists, is_uri, join
-from raysearch.tracking import mlflow_callback, optuna_storage
 from raysearch.training.config import TrainConfig
 
 DEFAULT_STORAGE = "~/ray_results/raysearch"
@@ -57,68 +59,94 @@ class TrialNetwork:
         return sized_as(model_config, self.base_model), train_config
 
     def __call__(self, config: dict) -> str:
-        from raysearch import networks
-
-        return networks.network_key(*self.configs(config), self.shards)
+        return finished_networks.network_key(*self.configs(config), self.shards)
 
 
-def run_trial(
-    config: dict,
-    space: SearchSpace,
-    base_model: ModelConfig,
-    spectrogram: dict,
-    splits_ref: list,
-    use_gpu: bool,
-    worker_group: bool,
-    storage: str,
-    shards: str,
-) -> None:
-    """One Tune trial: the sampled configuration, trained in this process (one worker) or by
-    a Ray Train worker group (``workers > 1``, or ``worker_group``)."""
+@dataclasses.dataclass(frozen=True)
+class TrialInputs:
+    """What every trial of a search shares, handed to :func:`run_trial` once."""
+
+    network: TrialNetwork
+    spectrogram: dict  # the shards' spectrogram settings (a checkpoint carries them)
+    splits_ref: list  # [ObjectRef of the splits dict], read once by the driver
+    use_gpu: bool
+    worker_group: bool  # train through a Ray Train worker group even with one worker
+    storage: str
+
+    @property
+    def experiment(self) -> str:
+        return join(self.storage, self.network.space.name)
+
+
+def run_trial(config: dict, inputs: TrialInputs) -> None:
+    """One Tune trial: the sampled configuration, replayed when a finished trial trained the
+    same network, else trained in this process (one worker) or by a Ray Train worker group
+    (``workers > 1``, or ``worker_group``)."""
+    import ray.tune
+
+    model_config, train_config = inputs.network.configs(config)
+    train_config = dataclasses.replace(train_config, use_gpu=inputs.use_gpu)
+    trial_id = ray.tune.get_context().get_trial_id()
+    record = finished_networks.Record(inputs.experiment, inputs.network(config), trial_id)
+    if _replay_finished(record):
+        return
+    if train_config.workers > 1 or inputs.worker_group:
+        _train_in_worker_group(model_config, train_config, inputs, record)
+    else:
+        _train_in_this_process(model_config, train_config, inputs, record)
+
+
+def _replay(found: dict) -> int:
+    """Report a twin's reports again (the same curve for Optuna and ASHA); how many."""
+    import ray.tune
+
+    for report in found["reports"]:
+        ray.tune.report({**report, "reused_from": found["trial_id"]})
+    return len(found["reports"])
+
+
+def _replay_finished(record: finished_networks.Record) -> bool:
+    """Whether another trial finished this network, whose reports were then replayed."""
+    finished = finished_networks.lookup(record.experiment, record.key)
+    if not finished or finished["trial_id"] == record.trial_id:
+        return False
+    _replay(finished)
+    return True
+
+
+def _train_in_worker_group(model_config, train_config, inputs: TrialInputs, record) -> None:
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from raysearch.training.runner import build_trainer
+
+    trainer = build_trainer(
+        model_config,
+        train_config,
+        inputs.splits_ref[0],
+        inputs.spectrogram,
+        name=f"{inputs.network.space.name}-{record.trial_id}",
+        storage_path=join(inputs.experiment, "train_runs"),
+        callbacks=[TuneReportCallback()],
+        record=record,
+    )
+    trainer.fit()
+
+
+def _train_in_this_process(model_config, train_config, inputs: TrialInputs, record) -> None:
     import ray
     import ray.tune
 
-    from raysearch import networks
-    from raysearch.training.runner import build_trainer, keeping, train_in_process, tune_reporter
-
-    network = TrialNetwork(space, base_model, shards)
-    model_config, train_config = network.configs(config)
-    train_config = dataclasses.replace(train_config, use_gpu=use_gpu)
-    experiment = join(storage, space.name)
-    key = network(config)
-    trial_id = ray.tune.get_context().get_trial_id()
-    record = networks.Record(experiment, key, trial_id)
-    finished = networks.lookup(experiment, key)
-    if finished and finished["trial_id"] != trial_id:
-        for report in finished["reports"]:  # the same curve for Optuna and ASHA, no training
-            ray.tune.report({**report, "reused_from": finished["trial_id"]})
-        return
-    if train_config.workers > 1 or worker_group:
-        from ray.tune.integration.ray_train import TuneReportCallback
-
-        trainer = build_trainer(
-            model_config,
-            train_config,
-            splits_ref[0],
-            spectrogram,
-            name=f"{space.name}-{trial_id}",
-            storage_path=join(storage, space.name, "train_runs"),
-            callbacks=[TuneReportCallback()],
-            record=record,
-        )
-        trainer.fit()
-        return
+    from raysearch.training.runner import keeping, train_in_process, tune_reporter
 
     replayed = 0
-    stopped = networks.lookup_partial(experiment, key)
-    if stopped and stopped["trial_id"] != trial_id and ray.tune.get_checkpoint() is None:
+    stopped = finished_networks.lookup(record.experiment, record.key, partial=True)
+    if stopped and stopped["trial_id"] != record.trial_id and ray.tune.get_checkpoint() is None:
         # a twin that ended early: its curve again, where the scheduler will likely stop this
         # trial too (nothing after that report runs); if not, train on from the start
-        for report in stopped["reports"]:
-            ray.tune.report({**report, "reused_from": stopped["trial_id"]})
-        replayed = len(stopped["reports"])
+        replayed = _replay(stopped)
     report = keeping(record, tune_reporter, replayed)
-    train_in_process(model_config, train_config, ray.get(splits_ref[0]), spectrogram, report)
+    splits = ray.get(inputs.splits_ref[0])
+    train_in_process(model_config, train_config, splits, inputs.spectrogram, report)
 
 
 def trial_resources(space: SearchSpace, use_gpu: bool, worker_group: bool) -> dict:
@@ -154,7 +182,7 @@ def build_searcher(space: SearchSpace, storage=None, network: TrialNetwork | Non
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    from raysearch.repeats import ResumableRepeater
+    from raysearch.search.repeats import ResumableRepeater
 
     distributions = {p.name: p.optuna_distribution() for p in space.params}
     samplers = {
@@ -178,7 +206,7 @@ def build_searcher(space: SearchSpace, storage=None, network: TrialNetwork | Non
     if space.repeats > 1:
         searcher = ResumableRepeater(searcher, repeat=space.repeats, set_index=True)
     if network is not None:  # a repeat's seed is part of its network: twins share one
-        from raysearch.twins import DeferTwins
+        from raysearch.search.twins import DeferTwins
 
         return DeferTwins(searcher, network, space.total_runs)
     return searcher
@@ -204,9 +232,8 @@ def reuses_actors(space: SearchSpace, use_gpu: bool, worker_group: bool) -> bool
 
     Not a worker-group trial's: one that Tune stops is still inside ``trainer.fit()``, Tune
     cannot reset its actor, and the next trial on it fails. Not when trials compile
-    (``train.compile``, which ``auto`` turns on for GPU trials): on an H100, 2 of about 20
-    actor resets of compiled trials ended in a segfault of the trial's process, one inside
-    Tune's ``reset_config`` (results/gpu-h100-synthetic-2/); a new process per trial costs
+    (``train.compile``, which ``auto`` turns on for GPU trials): reused processes of compiled
+    trials segfaulted on a GPU (results/gpu-h100-synthetic-2/); a new process per trial costs
     its imports and CUDA start-up instead.
     """
     if space.resources.workers > 1 or worker_group:
@@ -233,106 +260,125 @@ def run_search(
     ``resources.gpu`` is not 0). ``worker_group`` runs every trial through a Ray Train worker
     group even with one worker (what every trial did before; kept for the overhead benchmark).
     """
-    import ray
-    from ray import tune
+    from raysearch.data.pipeline import shard_meta
+    from raysearch.results.write import claim_results_dir
+    from raysearch.runtime import set_environment
 
-    from raysearch.cluster import gpu_capacity, resolve_use_gpu
-    from raysearch.data.pipeline import read_manifest
-    from raysearch.data.split import SEGMENT_SPLIT_WARNING
-    from raysearch.training.data import load_splits, model_config_for, spectrogram_settings
-
+    set_environment()
     experiment = join(storage, space.name)
-    if space.resources.gpu == 0:
-        if use_gpu:
-            raise GpuUnavailable(f"--gpu: {space.source}: resources.gpu is 0 (CPU-only space)")
-        use_gpu = False
-    capacity = gpu_capacity() if use_gpu is not False else None
-    use_gpu = resolve_use_gpu(use_gpu, capacity=capacity) if capacity else False
-    # one read of the shards into the object store, shared by every trial
-    splits_ref = [ray.put(load_splits(shards))]
-    base_model = model_config_for(shards)
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            run_trial,
-            space=space,
-            base_model=base_model,
-            spectrogram=spectrogram_settings(shards),
-            splits_ref=splits_ref,
-            use_gpu=use_gpu,
-            worker_group=worker_group,
-            storage=storage,
-            shards=shards,
-        ),
-        trial_resources(space, use_gpu, worker_group),
-    )
-    cpus = ray.cluster_resources().get("CPU", 1)
-    concurrency = concurrency_for(space, cpus, capacity.total if use_gpu else 0.0)
+    meta = shard_meta(shards, warn=lambda line: print(line, flush=True))
+    use_gpu, capacity = decide_device(space, use_gpu)
+    claim_results_dir(results_dir, experiment)  # the last check, as it removes an old search's
+    inputs = share_inputs(space, shards, storage, use_gpu, worker_group)
+    concurrency = concurrency_for(space, _cluster_cpus(), capacity.total if use_gpu else 0.0)
     print(
         f"trials on {'GPUs' if use_gpu else 'CPUs'}"
         + (f" ({capacity.describe()})" if capacity else "")
         + f"; up to {concurrency} at once",
         flush=True,
     )
-    manifest = read_manifest(shards)
-    meta = {
-        "shards": shards,
-        "features": manifest.get("features", "stft"),
-        "split_level": manifest.get("split_level", "track"),
-    }
-    if meta["split_level"] == "segment":
-        print(f"warning: {shards} is split by segment: {SEGMENT_SPLIT_WARNING}", flush=True)
     callbacks = [LeaderboardCallback(space, results_dir, experiment, meta)]
     if mlflow_uri:
         callbacks.append(mlflow_callback(mlflow_uri, space.name))
     if not is_uri(experiment):
         os.makedirs(experiment, exist_ok=True)
-    # every trial checkpoint forces an experiment-state snapshot (CheckpointConfig(num_to_keep)
-    # below), and Ray warns each time two come within 5 s: three lines per epoch of output.
-    # Measured on a 50-trial search: 19 ms of the driver per snapshot, 1.4 % of its time
-    # (docs/performance.md), so the warning is noise here; a user's own setting still wins
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     study_storage, journal = optuna_storage(experiment)
     print(f"Optuna study '{space.name}': optuna-dashboard {journal}", flush=True)
-    if resume:
-        if not tune.Tuner.can_restore(experiment):
-            raise SpaceError(f"{experiment}: no experiment to resume here")
-        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)
-    else:
-        if exists(join(experiment, "tuner.pkl")):
-            raise SpaceError(
-                f"{experiment}: an experiment of this name exists; pass --resume "
-                f"to continue it, or --name to start another"
-            )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                metric=space.metric,
-                mode=space.mode,
-                search_alg=build_searcher(
-                    space, study_storage, TrialNetwork(space, base_model, shards)
-                ),
-                scheduler=build_scheduler(space),
-                num_samples=space.total_runs,
-                max_concurrent_trials=concurrency,
-                reuse_actors=reuses_actors(space, use_gpu, worker_group),
-                time_budget_s=time_budget_s,
-            ),
-            run_config=tune.RunConfig(
-                name=space.name,
-                storage_path=storage,
-                failure_config=tune.FailureConfig(max_failures=space.max_failures),
-                callbacks=callbacks,
-                verbose=verbose,
-                progress_reporter=progress_reporter(space),
-                # each trial keeps its latest checkpoint: model.pt holds its best weights
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            ),
-        )
+    tuner = build_tuner(
+        inputs, study_storage, callbacks, concurrency, resume, verbose, time_budget_s
+    )
     results = tuner.fit()
     # the callback wrote the results as trials finished; once more from storage, so the
     # files hold every trial of a resumed experiment too
     write_results(space, records_from_experiment(experiment), results_dir, experiment, meta)
     return results
+
+
+def decide_device(space: SearchSpace, use_gpu: bool | None) -> tuple[bool, GpuCapacity | None]:
+    """Whether trials ask for GPUs (and what the cluster has or can launch), decided once."""
+    from raysearch.search.gpu_demand import gpu_capacity, resolve_use_gpu
+
+    if space.resources.gpu == 0:
+        if use_gpu:
+            raise GpuUnavailable(f"--gpu: {space.source}: resources.gpu is 0 (CPU-only space)")
+        return False, None
+    capacity = gpu_capacity() if use_gpu is not False else None
+    return (resolve_use_gpu(use_gpu, capacity=capacity) if capacity else False), capacity
+
+
+def share_inputs(
+    space: SearchSpace, shards: str, storage: str, use_gpu: bool, worker_group: bool
+) -> TrialInputs:
+    """One read of the shards into the object store, and what else every trial shares."""
+    import ray
+
+    from raysearch.training.data import load_splits, model_config_for, spectrogram_settings
+
+    return TrialInputs(
+        network=TrialNetwork(space, model_config_for(shards), shards),
+        spectrogram=spectrogram_settings(shards),
+        splits_ref=[ray.put(load_splits(shards))],  # a list: Tune does not resolve it
+        use_gpu=use_gpu,
+        worker_group=worker_group,
+        storage=storage,
+    )
+
+
+def _cluster_cpus() -> float:
+    import ray
+
+    return ray.cluster_resources().get("CPU", 1)
+
+
+def build_tuner(
+    inputs: TrialInputs,
+    study_storage,
+    callbacks: list,
+    concurrency: int,
+    resume: bool,
+    verbose: int,
+    time_budget_s: float | None,
+):
+    """A new Tuner for the experiment, or the interrupted one restored (``resume``)."""
+    from ray import tune
+
+    space, experiment = inputs.network.space, inputs.experiment
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, inputs=inputs),
+        trial_resources(space, inputs.use_gpu, inputs.worker_group),
+    )
+    if resume:
+        if not tune.Tuner.can_restore(experiment):
+            raise SpaceError(f"{experiment}: no experiment to resume here")
+        return tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)
+    if exists(join(experiment, "tuner.pkl")):
+        raise SpaceError(
+            f"{experiment}: an experiment of this name exists; pass --resume "
+            f"to continue it, or --name to start another"
+        )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=space.metric,
+            mode=space.mode,
+            search_alg=build_searcher(space, study_storage, inputs.network),
+            scheduler=build_scheduler(space),
+            num_samples=space.total_runs,
+            max_concurrent_trials=concurrency,
+            reuse_actors=reuses_actors(space, inputs.use_gpu, inputs.worker_group),
+            time_budget_s=time_budget_s,
+        ),
+        run_config=tune.RunConfig(
+            name=space.name,
+            storage_path=inputs.storage,
+            failure_config=tune.FailureConfig(max_failures=space.max_failures),
+            callbacks=callbacks,
+            verbose=verbose,
+            progress_reporter=progress_reporter(space),
+            # each trial keeps its latest checkpoint: model.pt holds its best weights
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
 
 
 def progress_reporter(space: SearchSpace):
@@ -353,8 +399,6 @@ def progress_reporter(space: SearchSpace):
             )
             super().report(trials, done, *sys_info)
 
-    # Ray 2.60's default output ignores a reporter and shows the first four reported numbers
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     return Reporter(
         parameter_columns=space.param_names,
         metric_columns={

@@ -2,15 +2,16 @@
 
 Two suggestions can build the same network: r = 31.43 and r = 32 give the same SE widths on
 the report's channels, and both are among ratio.yaml's initial points, so they start side by
-side. A finished network is never trained twice (:mod:`raysearch.networks` replays its
-reports), but two *running* twins both train. :class:`DeferTwins` wraps the space's searcher:
-a suggestion whose network (:func:`raysearch.networks.network_key`) is running or held is held
-back, and another suggestion takes its place while the search has trials left to ask for; when
-its twin ends, the held one is handed out and its trial replays the twin's reports in moments.
+side. A finished network is never trained twice (:mod:`raysearch.search.finished_networks`
+replays its reports), but two *running* twins both train. :class:`DeferTwins` wraps the space's
+searcher: a suggestion whose network (:func:`raysearch.search.finished_networks.network_key`)
+is running or held is held back, and another suggestion takes its place while the search has
+trials left to ask for; when its twin ends, the held one is handed out and its trial replays
+the twin's reports in moments.
 If the twin ended without finishing (stopped by ASHA, failed), the held trial replays the
 epochs the twin reported, where ASHA usually stops it too, and trains on only if it is not
-stopped (:mod:`raysearch.networks`). With ``repeats`` it wraps the
-:class:`~raysearch.repeats.ResumableRepeater`: a seed is part of a network, so a seed's run
+stopped (:mod:`raysearch.search.finished_networks`). With ``repeats`` it wraps the
+:class:`~raysearch.search.repeats.ResumableRepeater`: a seed is part of a network, so a seed's run
 waits for the same seed's twin.
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Callable
 
 from ray.tune.search import Searcher
 
-from raysearch.repeats import restore_state, saved_state
+from raysearch.search.repeats import restore_state, saved_state
 
 
 class DeferTwins(Searcher):

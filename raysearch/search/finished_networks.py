@@ -9,7 +9,7 @@ compilation). A completed trial leaves ``_networks/<key>.json`` in the experimen
 per-epoch reports and final metrics); a later trial with the same key reports those again
 (so Optuna and ASHA see the same curve) with ``reused_from`` naming the first trial, instead of
 training. A suggestion whose twin is still running is held back by the searcher until the twin
-ends (:mod:`raysearch.twins`; with ``repeats``, a seed's run waits for the same seed's twin).
+ends (:mod:`raysearch.search.twins`; with ``repeats``, a seed's run waits for the same seed's twin).
 
 A trial that ends before its last epoch (a scheduler such as ASHA stopped it, or it failed)
 leaves ``_networks/<key>.partial.json``: its reports so far, written before each report (a
@@ -25,8 +25,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from raysearch.dimensions import RUNTIME_TRAIN_KEYS
 from raysearch.model import ModelConfig, reduced_width
+from raysearch.search.dimensions import RUNTIME_TRAIN_KEYS
 from raysearch.storage import exists, join, read_text, write_text_atomic
 from raysearch.training.config import TrainConfig
 
@@ -53,35 +53,23 @@ def network_key(model: ModelConfig, train: TrainConfig, shards: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def location(experiment: str, key: str) -> str:
-    return join(experiment, FOLDER, f"{key}.json")
+def location(experiment: str, key: str, partial: bool = False) -> str:
+    """Where the record of a network lives: ``<key>.json``, or ``<key>.partial.json`` for the
+    reports of a trial that ended early."""
+    return join(experiment, FOLDER, f"{key}{'.partial' if partial else ''}.json")
 
 
-def lookup(experiment: str, key: str) -> dict | None:
-    """The finished trial with this key: ``{"trial_id", "reports", "checkpoint"}``, or None."""
-    path = location(experiment, key)
+def lookup(experiment: str, key: str, partial: bool = False) -> dict | None:
+    """The finished trial with this key (``{"trial_id", "reports"}``, its last report with the
+    test metrics), or with ``partial`` the reports a trial of this key made before it ended
+    early; None when there is none."""
+    path = location(experiment, key, partial)
     if not exists(path):
         return None
     try:
         return json.loads(read_text(path))
     except (OSError, ValueError):
         return None  # half-written by a killed driver: train again
-
-
-def partial_location(experiment: str, key: str) -> str:
-    return join(experiment, FOLDER, f"{key}.partial.json")
-
-
-def lookup_partial(experiment: str, key: str) -> dict | None:
-    """The reports a trial of this key made before it ended early: ``{"trial_id", "reports"}``,
-    or None."""
-    path = partial_location(experiment, key)
-    if not exists(path):
-        return None
-    try:
-        return json.loads(read_text(path))
-    except (OSError, ValueError):
-        return None
 
 
 def replay_reports(final: dict) -> list[dict]:
@@ -113,5 +101,5 @@ class Record:
         """The reports of epochs 1..n so far (the trial may end at the next report)."""
         payload = {"trial_id": self.trial_id, "reports": reports}
         write_text_atomic(
-            partial_location(self.experiment, self.key), json.dumps(payload, default=str)
+            location(self.experiment, self.key, partial=True), json.dumps(payload, default=str)
         )

@@ -1,4 +1,4 @@
-"""The ``raysearch`` command: ``raysearch prepare|train|tune|leaderboard|predict|synth ...``,
+"""The ``raysearch`` command: ``raysearch synth|prepare|train|tune|leaderboard|predict ...``,
 each with exactly the options of ``python -m raysearch.<command>`` (which keeps working)."""
 
 from __future__ import annotations
@@ -7,12 +7,21 @@ import importlib
 import sys
 
 COMMANDS = {
-    "synth": ("raysearch.synth", "generate the synthetic mini-GTZAN (real WAVs, GTZAN layout)"),
-    "prepare": ("raysearch.prepare", "audio -> Parquet spectrogram shards with Ray Data"),
-    "train": ("raysearch.train", "train one configuration with Ray Train; write a run folder"),
-    "tune": ("raysearch.tune", "search a space with Ray Tune + Optuna; write results/"),
-    "leaderboard": ("raysearch.leaderboard", "rebuild results/ from an experiment folder"),
-    "predict": ("raysearch.predict", "top genres of audio files with a trained checkpoint"),
+    "synth": (
+        "raysearch.commands.synth",
+        "generate the synthetic mini-GTZAN (real WAVs, GTZAN layout)",
+    ),
+    "prepare": ("raysearch.commands.prepare", "audio -> Parquet spectrogram shards with Ray Data"),
+    "train": (
+        "raysearch.commands.train",
+        "train one configuration with Ray Train; write a run folder",
+    ),
+    "tune": ("raysearch.commands.tune", "search a space with Ray Tune + Optuna; write results/"),
+    "leaderboard": ("raysearch.commands.leaderboard", "rebuild results/ from an experiment folder"),
+    "predict": (
+        "raysearch.commands.predict",
+        "top genres of audio files with a trained checkpoint",
+    ),
 }
 
 
@@ -45,10 +54,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def program(command: str) -> str:
-    """The name a command's ``--help`` shows: ``raysearch tune`` when run through this
-    command, ``python -m raysearch.tune`` otherwise."""
-    invoked = sys.argv[0] if sys.argv else ""
-    return invoked if invoked == f"raysearch {command}" else f"python -m raysearch.{command}"

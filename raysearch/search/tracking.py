@@ -37,11 +37,6 @@ def mlflow_callback(uri: str, experiment_name: str):
     folder the integration uploads."""
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    if uri.startswith("file:"):
-        # MLflow 3 keeps its file store in maintenance mode behind this switch; asked for a
-        # file: URI, the user chose it (sqlite:/// or a server needs no switch)
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-
     class CheckpointLoggingMLflow(MLflowLoggerCallback):
         def log_trial_end(self, trial, failed: bool = False):
             checkpoint = getattr(getattr(trial, "checkpoint", None), "path", None)
