@@ -28,10 +28,24 @@ def test_batches_mix_genres_and_cover_the_split_every_epoch():
     assert not np.array_equal(first, second)  # a new order every epoch
 
 
+def numbered(n_per_genre: int) -> SplitArrays:
+    """``genre_sorted`` whose every segment holds its own index, so a share can be read back."""
+    split = genre_sorted(n_per_genre)
+    x = np.broadcast_to(np.arange(len(split), dtype=np.float16)[:, None, None], (len(split), 4, 4))
+    return SplitArrays(np.ascontiguousarray(x), split.label, split.track_id)
+
+
 def test_ranks_get_equal_disjoint_shares():
-    split = genre_sorted(n_per_genre=7)  # 70 segments over 3 ranks: 23 each, 1 left out
+    split = numbered(n_per_genre=7)  # 70 segments over 3 ranks: 23 each, 1 left out
     shares = [DeviceBatches(split, 8, 0, torch.device("cpu"), rank=r, world=3) for r in range(3)]
     assert [len(s) for s in shares] == [23, 23, 23]
+    taken = [set(share.x[:, 0, 0].int().tolist()) for share in shares]
+    assert [len(t) for t in taken] == [23, 23, 23]  # no segment twice within a share
+    assert not (taken[0] & taken[1] or taken[0] & taken[2] or taken[1] & taken[2])
+    assert len(set.union(*taken)) == 69  # together the whole split but one segment
+    for share in shares:  # each rank's labels are those of the segments it holds
+        index = share.x[:, 0, 0].long()
+        assert torch.equal(share.y, torch.from_numpy(split.label)[index])
 
 
 def test_a_limit_keeps_a_seeded_subset():
