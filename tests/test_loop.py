@@ -69,6 +69,23 @@ def test_every_epoch_reports_a_checkpoint_and_the_last_one_the_test_numbers(spli
     assert final["best_val_loss"] == min(m["val_loss"] for m in recorder.metrics)
 
 
+def test_start_up_counts_from_when_the_run_began_to_its_first_step(splits, tmp_path):
+    import time
+
+    config = TrainConfig(epochs=2, batch_size=16, patience=0)
+    recorder = Recorder(tmp_path / "startup")
+    os.makedirs(recorder.folder)
+    called = time.time()
+    began = called - 30.0  # e.g. the trial's process started 30 s before fit was called
+    fit(MODEL, config, splits, recorder, Placement(torch.device("cpu"), started_at=began))
+    fit_s = time.time() - called
+    startup = [m["startup_s"] for m in recorder.metrics]
+    assert startup[0] == startup[1]  # the run's one start-up, on every epoch's report
+    # after the 30 s, within the first epoch (set-up and the first step, not the whole run)
+    assert 30.0 <= startup[0] < 30.0 + fit_s - recorder.metrics[1]["epoch_s"]
+    assert "gpu_mem_peak_gib" not in recorder.metrics[0]  # a CUDA figure only
+
+
 def test_a_resumed_run_goes_on_exactly_where_it_stopped(splits, tmp_path):
     whole, _ = run(splits, tmp_path, "whole")
     _, first = run(splits, tmp_path, "first")

@@ -84,6 +84,9 @@ def run_trial(config: dict, inputs: TrialInputs) -> None:
     (``workers > 1``, or ``worker_group``)."""
     import ray.tune
 
+    from raysearch.training.runner import run_started_at
+
+    started_at = run_started_at()  # before anything of the trial's own work
     model_config, train_config = inputs.network.configs(config)
     train_config = dataclasses.replace(train_config, use_gpu=inputs.use_gpu)
     trial_id = ray.tune.get_context().get_trial_id()
@@ -93,7 +96,7 @@ def run_trial(config: dict, inputs: TrialInputs) -> None:
     if train_config.workers > 1 or inputs.worker_group:
         _train_in_worker_group(model_config, train_config, inputs, record)
     else:
-        _train_in_this_process(model_config, train_config, inputs, record)
+        _train_in_this_process(model_config, train_config, inputs, record, started_at)
 
 
 def _replay(found: dict) -> int:
@@ -132,7 +135,9 @@ def _train_in_worker_group(model_config, train_config, inputs: TrialInputs, reco
     trainer.fit()
 
 
-def _train_in_this_process(model_config, train_config, inputs: TrialInputs, record) -> None:
+def _train_in_this_process(
+    model_config, train_config, inputs: TrialInputs, record, started_at: float
+) -> None:
     import ray
     import ray.tune
 
@@ -146,7 +151,9 @@ def _train_in_this_process(model_config, train_config, inputs: TrialInputs, reco
         replayed = _replay(stopped)
     report = keeping(record, tune_reporter, replayed)
     splits = ray.get(inputs.splits_ref[0])
-    train_in_process(model_config, train_config, splits, inputs.spectrogram, report)
+    train_in_process(
+        model_config, train_config, splits, inputs.spectrogram, report, started_at=started_at
+    )
 
 
 def trial_resources(space: SearchSpace, use_gpu: bool, worker_group: bool) -> dict:

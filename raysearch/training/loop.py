@@ -46,6 +46,10 @@ class Placement:
     node_id: str = ""  # shows how trials spread over a cluster
     gpus_assigned: int = 0  # GPUs Ray assigned to this process (a fraction counts as one)
     device_note: str = ""  # e.g. "GPU requested, CUDA unavailable on this node"
+    # when this run's work began (time.time()): its process's start, or when a reused process
+    # was handed the run; 0 = when fit was called. The first step's end minus this is the
+    # run's start-up (``startup_s``: imports, CUDA context, data to the device, compile)
+    started_at: float = 0.0
 
 
 def seed_everything(seed: int) -> None:
@@ -123,6 +127,7 @@ class _Run:
     channels_last: bool
     n_params: int
     started: float
+    startup_s: float | None = None  # from placement.started_at to the end of the first step
 
     @property
     def device(self) -> torch.device:
@@ -259,6 +264,8 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
         loss, logits = train_step(
             run.model, run.optimizer, x, y, config.amp, run.channels_last, run.augment
         )
+        if run.startup_s is None:
+            run.startup_s = _first_step_done(run)
         if first_batch_loss is None:
             first_batch_loss = loss.clone()
         loss_sum += loss * len(y)
@@ -270,7 +277,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
     run.progress.first_batch_loss = float(first_batch_loss)
     count = len(run.train) * world
     train_seconds = time.time() - epoch_start
-    return {
+    metrics = {
         "epoch": epoch,
         "train_loss": loss_total / max(count, 1),
         "train_acc": correct_total / max(count, 1),
@@ -281,7 +288,19 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
         "device": device_name(device),
         "gpus_assigned": run.placement.gpus_assigned,
         "n_params": run.n_params,
+        "startup_s": run.startup_s,
     }
+    if device.type == "cuda":  # torch's peak for this process: weights, data, activations
+        metrics["gpu_mem_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return metrics
+
+
+def _first_step_done(run: _Run) -> float:
+    """Seconds from the run's start (``placement.started_at``) to now, the first step done
+    (waited for on a GPU: one synchronisation per run)."""
+    if run.device.type == "cuda":
+        torch.cuda.synchronize(run.device)
+    return time.time() - (run.placement.started_at or run.started)
 
 
 def _validate(run: _Run, metrics: dict) -> bool:

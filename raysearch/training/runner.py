@@ -24,6 +24,21 @@ from raysearch.model import ModelConfig
 from raysearch.training.config import TrainConfig
 from raysearch.training.loop import Placement, fit
 
+_RUNS_IN_THIS_PROCESS: list[float] = []  # when each run handed to this process began
+
+
+def run_started_at() -> float:
+    """When the run just handed to this process began: the process's own start for its first
+    run (its imports and set-up count), else now (a Tune actor reused for the next trial)."""
+    import time
+
+    import psutil
+
+    now = time.time()
+    first = not _RUNS_IN_THIS_PROCESS
+    _RUNS_IN_THIS_PROCESS.append(now)
+    return psutil.Process().create_time() if first else now
+
 
 def pick_device(use_gpu: bool):
     """(device, note) for a process that Ray gave ``use_gpu`` GPUs (via CUDA_VISIBLE_DEVICES).
@@ -115,8 +130,10 @@ def train_in_process(
     splits: dict,
     spectrogram: dict,
     report=tune_reporter,
+    started_at: float = 0.0,
 ) -> dict:
-    """The loop in this process (a Tune trial's actor): device from what Ray assigned."""
+    """The loop in this process (a Tune trial's actor): device from what Ray assigned.
+    ``started_at``: when the trial began (:func:`run_started_at`), for its start-up time."""
     import ray
 
     device, note = pick_device(bool(config.use_gpu))
@@ -126,6 +143,7 @@ def train_in_process(
         node_id=ray.get_runtime_context().get_node_id(),
         gpus_assigned=len(gpu_ids),
         device_note=f"{note} (Ray GPU ids {gpu_ids})" if note else "",
+        started_at=started_at,
     )
     final = fit(
         model_config, config, splits, report, placement, spectrogram, resume_from=_resume_dir()
@@ -149,6 +167,7 @@ def train_worker(loop_config: dict) -> dict | None:
         world=context.get_world_size(),
         node_id=ray.get_runtime_context().get_node_id(),
         gpus_assigned=len(ray.get_gpu_ids()),
+        started_at=run_started_at(),
     )
     checkpoint = ray.train.get_checkpoint()
     final = fit(
