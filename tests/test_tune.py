@@ -32,6 +32,8 @@ LEADERBOARD_COLUMNS = [
     "epochs_run",
     "n_params",
     "wall_s",
+    "startup_s",
+    "gpu_mem_peak_gib",
     "device",
     "reused_from",
     "features",

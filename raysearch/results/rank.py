@@ -75,6 +75,10 @@ def trial_frame(
         row["wall_s"] = round(float(result.get("time_total_s", np.nan)), 1)
         row["device"] = result.get("device", "")  # cpu, or cuda (the GPU's name)
         row["reused_from"] = result.get("reused_from", "")
+        # a twin replays its original's reports: their start-up and memory are not its own
+        own = not row["reused_from"]
+        row["startup_s"] = _rounded(result.get("startup_s"), 1) if own else np.nan
+        row["gpu_mem_peak_gib"] = _rounded(result.get("gpu_mem_peak_gib"), 2) if own else np.nan
         row["features"] = meta.get("features", "")
         row["split_level"] = meta.get("split_level", "")
         row["data"] = meta.get("data", "")
@@ -92,6 +96,8 @@ def trial_frame(
         "epochs_run",
         "n_params",
         "wall_s",
+        "startup_s",
+        "gpu_mem_peak_gib",
         "device",
         "reused_from",
         "features",
@@ -114,6 +120,10 @@ def trial_frame(
     ).reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
     return frame[columns]
+
+
+def _rounded(value, digits: int) -> float:
+    return round(float(value), digits) if value is not None else np.nan
 
 
 @dataclass(frozen=True)

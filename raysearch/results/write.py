@@ -24,8 +24,10 @@ import pandas as pd
 
 from raysearch.errors import UserError
 from raysearch.results.plots import encode_cell, search_plots
-from raysearch.results.rank import config_frame, epoch_counts, trial_frame
+from raysearch.results.rank import config_frame, trial_frame
 from raysearch.results.records import TrialRecord
+from raysearch.results.runs import read_runs
+from raysearch.results.summary import seed_noise_caveat, summarize, summary_lines
 from raysearch.results.tables import TITLES, markdown_table, report_tables
 from raysearch.search.dimensions import command_arguments
 from raysearch.search.space import SearchSpace
@@ -119,10 +121,13 @@ def write_results(
             f"# {TITLES[name]}\n\n{_data_line(meta)}\n\n{markdown_table(table)}",
         )
         written += [f"{name}.csv", f"{name}.md"]
+    summary = summarize(space, trials, read_runs(experiment))
+    write_text_atomic(os.path.join(results_dir, "summary.json"), json.dumps(summary, indent=1))
     write_text_atomic(
         os.path.join(results_dir, "leaderboard.md"),
-        _markdown(space, trials, board, tables, experiment, meta),
+        _markdown(space, trials, board, tables, experiment, meta, summary),
     )
+    written += ["summary.json"]
     if plots:
         written += search_plots(space, trials, results_dir)
     _keep_record(results_dir, experiment, written)
@@ -151,22 +156,7 @@ def _data_line(meta: dict) -> str:
     return line
 
 
-def _epochs_line(trials: pd.DataFrame) -> str:
-    """What the search trained: its trial-epochs, less those twins replayed."""
-    if trials.empty:
-        return ""
-    counts = epoch_counts(trials)
-    line = f"Trial-epochs: {counts.reported}"
-    if counts.twins:
-        line += (
-            f", of which {counts.replayed} replayed by {counts.twins} twin(s) without training "
-            f"({counts.trained} trained)"
-        )
-    return line + "."
-
-
-def _markdown(space, trials, board, tables, experiment, meta) -> str:
-    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
+def _markdown(space, trials, board, tables, experiment, meta, summary) -> str:
     split = meta.get("split_level", "unknown")
     lines = [
         f"# Leaderboard: {space.name}",
@@ -179,10 +169,11 @@ def _markdown(space, trials, board, tables, experiment, meta) -> str:
         f"({space.mode}); sampler {space.sampler}; scheduler {space.scheduler.type}; "
         f"{space.trials} configuration(s) x {space.repeats} seed(s). Shards: "
         f"`{meta.get('shards', '?')}` ({meta.get('features', '?')} features, split by "
-        f"**{split}**). Experiment: `{experiment}`. Trials: "
-        + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-        + ". "
-        + _epochs_line(trials),
+        f"**{split}**). Experiment: `{experiment}`.",
+        "",
+        "## Search summary",
+        "",
+        *summary_lines(summary, space),
         "",
     ]
     if split == "segment":
@@ -214,6 +205,8 @@ def _markdown(space, trials, board, tables, experiment, meta) -> str:
         best = done.iloc[0]
         lines += [
             "## Best configuration",
+            "",
+            seed_noise_caveat(space),
             "",
             "Trains exactly this configuration again:",
             "",

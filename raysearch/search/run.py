@@ -268,6 +268,8 @@ def run_search(
     group even with one worker (what every trial did before; kept for the overhead benchmark).
     """
     from raysearch.data.pipeline import shard_meta
+    from raysearch.results.runs import read_runs
+    from raysearch.results.summary import summarize, summary_lines
     from raysearch.results.write import claim_results_dir
     from raysearch.runtime import set_environment
 
@@ -284,20 +286,25 @@ def run_search(
         + f"; up to {concurrency} at once",
         flush=True,
     )
-    callbacks = [LeaderboardCallback(space, results_dir, experiment, meta)]
-    if mlflow_uri:
-        callbacks.append(mlflow_callback(mlflow_uri, space.name))
     if not is_uri(experiment):
         os.makedirs(experiment, exist_ok=True)
     study_storage, journal = optuna_storage(experiment)
     print(f"Optuna study '{space.name}': optuna-dashboard {journal}", flush=True)
+    callbacks = [LeaderboardCallback(space, results_dir, experiment, meta)]
+    if mlflow_uri:
+        callbacks.append(mlflow_callback(mlflow_uri, space.name))
     tuner = build_tuner(
         inputs, study_storage, callbacks, concurrency, resume, verbose, time_budget_s
     )
     results = tuner.fit()
     # the callback wrote the results as trials finished; once more from storage, so the
     # files hold every trial of a resumed experiment too
-    write_results(space, records_from_experiment(experiment), results_dir, experiment, meta)
+    trials = write_results(
+        space, records_from_experiment(experiment), results_dir, experiment, meta
+    )
+    print(f"summary ({os.path.join(results_dir, 'summary.json')}):", flush=True)
+    for line in summary_lines(summarize(space, trials, read_runs(experiment)), space):
+        print(line, flush=True)
     return results
 
 

@@ -1,0 +1,64 @@
+"""The driver runs of one experiment: a search started once and resumed any number of times.
+
+``EXPERIMENT/raysearch_runs.json`` keeps, per run, when it began, when it was last seen at work
+(rewritten whenever a trial ends, so a driver that is killed leaves the time of its last
+finished trial) and what the driver's GPU monitor saw. Their sum is the search's own running
+time: a search stopped and resumed later is not charged for the time in between.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from raysearch.storage import exists, join, read_text, write_text_atomic
+
+RUNS_FILE = "raysearch_runs.json"
+
+
+def read_runs(experiment: str) -> list[dict]:
+    """Every run recorded for ``experiment`` (``[]`` for one recorded before runs were)."""
+    location = join(experiment, RUNS_FILE)
+    if not experiment or not exists(location):
+        return []
+    try:
+        return list(json.loads(read_text(location)))
+    except (OSError, ValueError):
+        return []
+
+
+def running_time(runs: list[dict]) -> float:
+    """Seconds the search's drivers were at work, summed over its runs."""
+    return sum(max(0.0, run["last_seen"] - run["started"]) for run in runs)
+
+
+@dataclass
+class RunLog:
+    """This driver's entry in the experiment's runs: :meth:`begin` adds it, :meth:`tick`
+    marks it at work now (with what ``monitor`` saw of the GPUs, when there is one)."""
+
+    experiment: str
+    index: int
+    monitor: object | None = None  # a raysearch.search.gpu_monitor.GpuMonitor
+    runs: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def begin(cls, experiment: str, monitor: object | None = None) -> RunLog:
+        runs = read_runs(experiment)
+        now = time.time()
+        runs.append({"started": now, "last_seen": now, "resumed": bool(runs)})
+        log = cls(experiment, len(runs) - 1, monitor, runs)
+        log._write()
+        return log
+
+    def tick(self) -> None:
+        run = self.runs[self.index]
+        run["last_seen"] = time.time()
+        use = self.monitor.use() if self.monitor is not None else None
+        if use is not None:
+            run["gpu"] = use.to_dict()
+        self._write()
+
+    def _write(self) -> None:
+        write_text_atomic(join(self.experiment, RUNS_FILE), json.dumps(self.runs, indent=1))
