@@ -11,7 +11,7 @@ import pytest
 from raysearch.results.rank import trial_frame
 from raysearch.results.records import TrialRecord
 from raysearch.results.runs import RunLog, read_runs, running_time
-from raysearch.results.summary import summarize, summary_lines, trial_number
+from raysearch.results.summary import finished, summarize, summary_lines, trial_number
 from raysearch.results.write import write_results
 from raysearch.search.gpu_monitor import GpuMonitor
 from raysearch.search.space import load_space, parse_space
@@ -49,8 +49,10 @@ def test_start_up_after_the_first_trial_of_the_channels_leaves_out_the_compile_a
     assert startup["trials"] == 4  # the twin's start-up is its original's: left out
     assert startup["median"] == 5.0  # of 40, 4, 6, 3
     assert startup["after_first_of_channels_median"] == 4.0  # of 4, 6, 3 (trial 0 left out)
-    assert summary["trials"] == {"total": 5, "completed": 3, "stopped_early": 1, "twins": 1,
-                                 "error": 1, "other": 0}  # fmt: skip
+    trials = {"planned": 50, "total": 5, "completed": 3, "stopped_early": 1, "twins": 1,
+              "error": 1, "no_result": 0, "unfinished": 0}  # fmt: skip
+    assert summary["trials"] == trials
+    assert not finished(summary)  # 5 of ratio.yaml's 50 trials
     assert summary["trial_epochs"] == {"reported": 25, "trained": 20, "replayed": 5}
     assert summary["gpu"]["trial_memory_peak_gib_max"] == pytest.approx(4.4)  # not the twin's
     assert summary["devices"] == [GPU]
@@ -74,6 +76,7 @@ def test_the_wall_time_is_the_drivers_own_summed_over_resumes_and_gpu_busy_weigh
     assert "1 stopped early by ASHA" in lines and "1 of them replayed as twins" in lines
     assert "NVIDIA H200): 80.0 % busy" in lines
     assert "after the first trial of each channel configuration: 4.0 s (3 trials)" in lines
+    assert "**Not finished**: 5 of 50 trials ended; `raysearch tune --resume --name ratio`" in lines
 
 
 def test_a_run_log_records_each_driver_run_and_its_last_sign_of_work(tmp_path):
@@ -114,6 +117,14 @@ def test_results_carry_the_summary_and_the_seed_noise_caveat(tmp_path):
 def test_trial_numbers_order_trials_as_tune_started_them():
     assert trial_number("3f2a1_00012") == 12
     assert trial_number("no-number") == 0
+
+
+def test_a_search_is_finished_when_every_planned_trial_ended():
+    space = parse_space({"trials": 2, "params": {"ratio": {"type": "float", "low": 2, "high": 4}}})
+    ended = [trial(0, 2.0, "completed", 1.0), trial(1, 3.0, "stopped early", 1.0)]
+    assert finished(summarize(space, trial_frame(space, ended), []))
+    running = [ended[0], trial(1, 3.0, "running", 1.0)]  # Ctrl+C while trial 1 trained
+    assert not finished(summarize(space, trial_frame(space, running), []))
 
 
 def test_a_search_with_no_trial_and_no_run_yet_says_so():

@@ -220,9 +220,12 @@ def _completed(results: Path) -> pd.DataFrame:
     return board[board["status"] == "completed"]
 
 
-def _killed_search(ray_session, shards, tmp_path, name, trials, completed, until):
+def _killed_search(
+    ray_session, shards, tmp_path, name, trials, completed, until, stop=signal.SIGKILL
+):
     """``python -m raysearch.tune`` on the smoke space renamed ``name`` (its ``trials: 3``
-    replaced by ``trials``), SIGKILLed once ``completed(results)`` reaches ``until``; returns
+    replaced by ``trials``), sent ``stop`` (SIGKILL to its whole process group, SIGINT to the
+    driver alone, as Ctrl+C would) once ``completed(results)`` reaches ``until``; returns
     the command (for ``--resume``), the results folder and the storage."""
     space_file = tmp_path / f"{name}.yaml"
     space_file.write_text(
@@ -243,8 +246,11 @@ def _killed_search(ray_session, shards, tmp_path, name, trials, completed, until
         time.sleep(0.5)
     assert driver.poll() is None, "the driver ended before it could be killed"
     time.sleep(1.5)  # past the 1 s experiment-state save after a trial ends
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
+    if stop == signal.SIGKILL:
+        os.killpg(driver.pid, signal.SIGKILL)
+    else:
+        driver.send_signal(stop)
+    driver.wait(timeout=120)
     return command, results, storage
 
 
@@ -278,6 +284,34 @@ def test_resume_after_sigkill_finishes_exactly_n_trials(ray_session, tiny_shards
         "error: --trials cannot change on --resume: the experiment keeps the space it started "
         "with (start another with --name to change it)"
     )
+
+
+def test_an_interrupted_search_says_so_and_its_resume_adds_up_the_running_time(
+    ray_session, tiny_shards, tmp_path
+):
+    import json
+
+    def completed(results: Path) -> int:
+        board = results / "leaderboard.csv"
+        return int((read_board(board)["status"] == "completed").sum()) if board.exists() else 0
+
+    command, results, storage = _killed_search(
+        ray_session, tiny_shards, tmp_path, "stopped", "trials: 4", completed, 1, signal.SIGINT
+    )
+    first = (tmp_path / "first.log").read_text()
+    assert "interrupted after" in first and "leaderboard so far" in first
+    assert "**Not finished**" in (results / "leaderboard.md").read_text()
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["runs"] == 2 and summary["trials"]["total"] == 4
+    runs = json.loads((storage / "stopped" / "raysearch_runs.json").read_text())
+    assert summary["wall_s"] == pytest.approx(
+        sum(r["last_seen"] - r["started"] for r in runs), abs=0.1
+    )
+    gap = runs[1]["started"] - runs[0]["last_seen"]
+    assert summary["wall_s"] < runs[1]["last_seen"] - runs[0]["started"] - gap + 0.1
+    assert "**Not finished**" not in (results / "leaderboard.md").read_text()
 
 
 def test_resume_of_a_search_with_repeats(ray_session, tiny_shards, tmp_path):

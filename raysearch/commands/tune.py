@@ -23,6 +23,7 @@ from raysearch.commands.options import (
 )
 from raysearch.data.defaults import ShardRequest, ensure_shards
 from raysearch.errors import UserError
+from raysearch.results.summary import finished
 from raysearch.search.profiles import PROFILES
 from raysearch.search.run import DEFAULT_STORAGE, run_search
 from raysearch.search.space import SearchSpace, SpaceError, load_space, packaged_spaces
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             f"shards {shards}; storage {join(storage, space.name)}",
             flush=True,
         )
-        run_search(
+        summary = run_search(
             space,
             shards,
             storage,
@@ -202,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     except UserError as exc:
         return fail(str(exc))
-    print(
-        f"done in {time.time() - started:.0f} s; leaderboard: "
-        f"{os.path.join(args.results, 'leaderboard.csv')}"
-    )
+    board = os.path.join(args.results, "leaderboard.csv")
+    if not finished(summary):
+        print(f"interrupted after {time.time() - started:.0f} s; leaderboard so far: {board}")
+        return 130  # as a shell reports a command ended by Ctrl+C
+    print(f"done in {time.time() - started:.0f} s; leaderboard: {board}")
     return 0
 
 

@@ -20,6 +20,8 @@ from raysearch.results.rank import epoch_counts
 from raysearch.results.runs import running_time
 from raysearch.search.space import SearchSpace
 
+ENDED = ("completed", "stopped early", "error", "no result")
+
 
 def summarize(space: SearchSpace, trials: pd.DataFrame, runs: list[dict]) -> dict:
     """The summary of a :func:`~raysearch.results.rank.trial_frame` and the experiment's
@@ -33,12 +35,14 @@ def summarize(space: SearchSpace, trials: pd.DataFrame, runs: list[dict]) -> dic
         "wall_s": round(running_time(runs), 1) if runs else None,
         "runs": len(runs),
         "trials": {
+            "planned": space.total_runs,
             "total": len(trials),
             "completed": int((status == "completed").sum()),
             "stopped_early": int((status == "stopped early").sum()),
             "twins": int(twin.sum()),
             "error": int((status == "error").sum()),
-            "other": int((~status.isin(["completed", "stopped early", "error"])).sum()),
+            "no_result": int((status == "no result").sum()),  # ended before a first report
+            "unfinished": int((~status.isin(ENDED)).sum()),  # running or pending when it stopped
         },
         "trial_epochs": {
             "reported": counts.reported,
@@ -135,6 +139,12 @@ def summary_lines(summary: dict, space: SearchSpace) -> list[str]:
         f"{stopped}, {trials['twins']} of them replayed as twins (the network of an earlier "
         f"trial: no training), {trials['error']} failed."
     )
+    if not finished(summary):
+        lines.append(
+            f"- **Not finished**: {trials['total'] - trials['unfinished']} of "
+            f"{trials['planned']} trials ended; `raysearch tune --resume --name "
+            f"{summary['search']}` (with the same --storage) goes on from where it stopped."
+        )
     line = f"- Trial-epochs: {epochs['reported']}"
     if trials["twins"]:
         line += (
@@ -170,6 +180,12 @@ def summary_lines(summary: dict, space: SearchSpace) -> list[str]:
     if summary["devices"]:
         lines.append(f"- Trained on: {', '.join(summary['devices'])}.")
     return lines
+
+
+def finished(summary: dict) -> bool:
+    """Whether every planned trial ended (a search stopped by Ctrl+C or SIGINT has not)."""
+    trials = summary["trials"]
+    return trials["unfinished"] == 0 and trials["total"] >= trials["planned"]
 
 
 def seed_noise_caveat(space: SearchSpace) -> str:

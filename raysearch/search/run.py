@@ -261,7 +261,8 @@ def run_search(
     time_budget_s: float | None = None,
     mlflow_uri: str | None = None,
 ):
-    """Run (or resume) the search; returns Tune's ResultGrid. Writes ``results_dir``.
+    """Run (or resume) the search; writes ``results_dir`` and returns its summary
+    (:func:`raysearch.results.summary.summarize`).
 
     ``use_gpu``: None = GPUs when the cluster has or can launch them (and the space's
     ``resources.gpu`` is not 0). ``worker_group`` runs every trial through a Ray Train worker
@@ -296,16 +297,17 @@ def run_search(
     tuner = build_tuner(
         inputs, study_storage, callbacks, concurrency, resume, verbose, time_budget_s
     )
-    results = tuner.fit()
+    tuner.fit()  # returns when every trial ended, or on Ctrl+C / SIGINT with the state saved
     # the callback wrote the results as trials finished; once more from storage, so the
     # files hold every trial of a resumed experiment too
     trials = write_results(
         space, records_from_experiment(experiment), results_dir, experiment, meta
     )
+    summary = summarize(space, trials, read_runs(experiment))
     print(f"summary ({os.path.join(results_dir, 'summary.json')}):", flush=True)
-    for line in summary_lines(summarize(space, trials, read_runs(experiment)), space):
+    for line in summary_lines(summary, space):
         print(line, flush=True)
-    return results
+    return summary
 
 
 def decide_device(space: SearchSpace, use_gpu: bool | None) -> tuple[bool, GpuCapacity | None]:
