@@ -184,11 +184,12 @@ def concurrency_for(space: SearchSpace, cpus: float, gpus: float = 0.0) -> int:
 
 def build_searcher(space: SearchSpace, storage=None, network: TrialNetwork | None = None):
     """OptunaSearch with the space's sampler (seeded) and its study in ``storage`` (in memory
-    when None), wrapped in a :class:`ResumableRepeater` for repeats and, given ``network`` (what
-    a configuration trains), in :class:`DeferTwins`."""
+    when None; a journal mirrored into a bucket is kept up to date there), wrapped in a
+    :class:`ResumableRepeater` for repeats and, given ``network`` (what a configuration
+    trains), in :class:`DeferTwins`."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
+    from raysearch.search.journal import MirroringOptunaSearch, mirror_of
     from raysearch.search.repeats import ResumableRepeater
 
     distributions = {p.name: p.optuna_distribution() for p in space.params}
@@ -201,7 +202,8 @@ def build_searcher(space: SearchSpace, storage=None, network: TrialNetwork | Non
         ),
     }
     # a searcher built with its space must be told metric and mode itself
-    searcher = OptunaSearch(
+    searcher = MirroringOptunaSearch(
+        journal=mirror_of(storage),
         space=distributions,
         metric=space.metric,
         mode=space.mode,
@@ -289,8 +291,9 @@ def run_search(
         callbacks.append(mlflow_callback(mlflow_uri, space.name))
     if not is_uri(experiment):
         os.makedirs(experiment, exist_ok=True)
-    study_storage, journal = optuna_storage(experiment)
-    print(f"Optuna study '{space.name}': optuna-dashboard {journal}", flush=True)
+    study_storage, journal, mirror = optuna_storage(experiment, fresh=not resume)
+    copied = f" (copied to {mirror.remote} as the search goes)" if mirror else ""
+    print(f"Optuna study '{space.name}': optuna-dashboard {journal}{copied}", flush=True)
     tuner = build_tuner(
         inputs, study_storage, callbacks, concurrency, resume, verbose, time_budget_s
     )
