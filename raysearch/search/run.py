@@ -141,6 +141,7 @@ def _train_in_this_process(
     import ray
     import ray.tune
 
+    from raysearch.search.mps import with_mps_state
     from raysearch.training.runner import keeping, train_in_process, tune_reporter
 
     replayed = 0
@@ -149,7 +150,8 @@ def _train_in_this_process(
         # a twin that ended early: its curve again, where the scheduler will likely stop this
         # trial too (nothing after that report runs); if not, train on from the start
         replayed = _replay(stopped)
-    report = keeping(record, tune_reporter, replayed)
+    reporter = with_mps_state(tune_reporter) if inputs.use_gpu else tune_reporter
+    report = keeping(record, reporter, replayed)
     splits = ray.get(inputs.splits_ref[0])
     train_in_process(
         model_config, train_config, splits, inputs.spectrogram, report, started_at=started_at
@@ -289,6 +291,10 @@ def run_search(
     callbacks = [LeaderboardCallback(space, results_dir, experiment, meta)]
     if mlflow_uri:
         callbacks.append(mlflow_callback(mlflow_uri, space.name))
+    if use_gpu:
+        from raysearch.search.mps import MpsNotice
+
+        callbacks.append(MpsNotice(say=lambda line: print(line, flush=True)))
     if not is_uri(experiment):
         os.makedirs(experiment, exist_ok=True)
     study_storage, journal, mirror = optuna_storage(experiment, fresh=not resume)
