@@ -132,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 SHARD_OPTIONS = ("features", "n_mels", "split", "split_seed", "split_lists")  # with --data only
 
 
-def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, storage: str):
+def check_arguments(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, storage: str
+) -> None:
     """What can be checked before Ray starts: options that go together, and every bucket
     location (it exists, credentials are found, it can be read; the storage written)."""
     if args.data and args.shards:
