@@ -27,6 +27,15 @@ def resolve(location: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
 
 
+def location_of(filesystem: pafs.FileSystem | None, path: str) -> str:
+    """A path inside ``filesystem`` as :func:`resolve` takes it back: the path itself on the
+    local disk, else a URI (``s3://bucket/key``); what a Ray checkpoint's ``filesystem`` and
+    ``path`` become in a leaderboard."""
+    if filesystem is None or isinstance(filesystem, pafs.LocalFileSystem) or not path:
+        return path
+    return f"{filesystem.type_name}://{path}"
+
+
 def normalize(location: str | os.PathLike) -> str:
     """An absolute local path, or the URI unchanged: safe to hand to another node."""
     location = str(location)

@@ -271,13 +271,74 @@ def test_gpu_yaml_specifics():
         if name != prepared["head_node_type"]
     ]
     assert all(node_type["min_workers"] == 0 for node_type in workers)  # GPUs only on demand
-    # trials sharing a worker's GPU are clients of a CUDA MPS daemon started before Ray
+    # trials sharing a worker's GPU are clients of a CUDA MPS daemon started before Ray, by a
+    # script of the repository (as mounted on the node) that reports a failure, not swallows it
     starts = prepared["worker_start_ray_commands"]
-    mps = [i for i, command in enumerate(starts) if "nvidia-cuda-mps-control -d" in command]
+    script = f"{mount_target(prepared)}/cluster/start_mps.sh"
+    mps = [i for i, command in enumerate(starts) if command == f"bash {script}"]
     ray_start = [i for i, command in enumerate(starts) if command.startswith("ray start")]
     assert mps and ray_start and mps[0] < ray_start[0]
-    # Ray gives its default IAM profile only to the head; workers write to S3 storage too.
-    assert all("IamInstanceProfile" in node_type["node_config"] for node_type in workers)
+    assert (REPO_ROOT / "cluster" / "start_mps.sh").is_file()
+    assert not [c for c in starts if re.search(r"\|\|\s*(echo|true)|2>\s*/dev/null", c)]
+    # each node type its own instance profile, by ARN (cluster/iam/create_roles.py --write)
+    assert iam_problems(prepared) == []
+
+
+def iam_problems(prepared: dict) -> list[str]:
+    """AWS: the head's and the workers' instance profiles are named, by ARN, and differ; the
+    workers' is not Ray's default head profile (its role may pass no role: tests/test_iam.py)."""
+    head = prepared["head_node_type"]
+    arns = {}
+    for name, node_type in prepared["available_node_types"].items():
+        profile = node_type["node_config"].get("IamInstanceProfile") or {}
+        if not re.fullmatch(
+            r"arn:aws:iam::[^:]+:instance-profile/[\w+=,.@-]+", profile.get("Arn", "")
+        ):
+            return [
+                f"{name}: IamInstanceProfile is not {{Arn: arn:aws:iam::...:instance-profile/...}}"
+            ]
+        arns[name] = profile["Arn"]
+    problems = []
+    for name, arn in arns.items():
+        if name != head and (arn == arns[head] or arn.endswith("/ray-autoscaler-v1")):
+            problems.append(f"{name}: has the head's profile {arn}")
+    return problems
+
+
+def test_create_roles_writes_the_arns_gpu_yaml_names(tmp_path):
+    """The two `# iam:` lines are where create_roles.py --write puts the ARNs, and Ray reads
+    them there as each node type's profile."""
+    from tests.test_iam import create_roles
+
+    config = tmp_path / "gpu.yaml"
+    config.write_text((CLUSTER_DIR / "gpu.yaml").read_text())
+    arns = {
+        kind: f"arn:aws:iam::111122223333:instance-profile/x-{kind}" for kind in ("head", "worker")
+    }
+    create_roles.write_arns(config, arns)
+    prepared = prepare_and_validate(yaml.safe_load(config.read_text()))
+    profiles = {
+        name: node_type["node_config"]["IamInstanceProfile"]["Arn"]
+        for name, node_type in prepared["available_node_types"].items()
+    }
+    assert profiles == {"ray.head.cpu": arns["head"], GPU_WORKER: arns["worker"]}
+    assert iam_problems(prepared) == []
+    # nothing else in the file changed
+    before = (CLUSTER_DIR / "gpu.yaml").read_text().splitlines()
+    after = config.read_text().splitlines()
+    assert [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b] == [
+        i for i, line in enumerate(before) if create_roles.ARN_LINE.match(line)
+    ]
+
+
+def test_old_worker_profile_is_a_problem():
+    config = load("gpu.yaml")
+    worker = config["available_node_types"][GPU_WORKER]["node_config"]
+    worker["IamInstanceProfile"] = {"Name": "ray-autoscaler-v1"}  # what gpu.yaml had
+    assert iam_problems(prepare_and_validate(config)) != []
+    head = config["available_node_types"]["ray.head.cpu"]["node_config"]
+    worker["IamInstanceProfile"] = dict(head["IamInstanceProfile"])  # the head's, by ARN
+    assert iam_problems(prepare_and_validate(config)) != []
 
 
 def test_local_yaml_specifics():

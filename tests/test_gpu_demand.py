@@ -69,6 +69,8 @@ def test_search_makes_the_autoscaler_launch_a_gpu_node(tmp_path):
         assert str(cluster.config_file) in output
         assert "up to 2 at once" in output  # 0.5 GPU each on the one GPU the cluster can have
         assert "Adding 1 node(s) of type gpu_node" in output  # the autoscaler's own log line
+        # no MPS daemon on this machine: GPU trials say so, the search once for their node
+        assert output.count("run without CUDA MPS") == 1, output[-4000:]
 
     records = records_from_experiment(str(tmp_path / "storage" / "gpu-demand"))
     assert [r.status for r in records] == ["completed", "completed"]
@@ -76,5 +78,6 @@ def test_search_makes_the_autoscaler_launch_a_gpu_node(tmp_path):
         assert record.last_result["node_id"] != FAKE_HEAD_NODE_ID  # on the launched node
         assert record.last_result["gpus_assigned"] == 1  # asked for and got a GPU share
         assert record.last_result["device"] == "cpu"  # ... with no CUDA behind it
+        assert record.last_result["mps"].startswith("off: ")
     assert len(pd.read_csv(tmp_path / "results" / "leaderboard.csv")) == 2
     assert not cluster.cluster_pids(), "Ray processes left behind"

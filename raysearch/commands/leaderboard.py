@@ -8,7 +8,9 @@ import argparse
 import os
 import sys
 
-from raysearch.commands.options import program
+from raysearch.access import check_location
+from raysearch.commands.options import fail, program
+from raysearch.errors import UserError
 from raysearch.results.records import load_experiment, records_from_experiment
 from raysearch.results.write import write_results
 from raysearch.search.space import SpaceError
@@ -28,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="results", help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
     experiment = normalize(args.experiment)
+    try:
+        check_location(experiment, "EXPERIMENT")
+    except UserError as exc:
+        return fail(str(exc))
     try:
         space, meta = load_experiment(experiment)
     except (OSError, FileNotFoundError, SpaceError, KeyError, ValueError) as exc:

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from raysearch.access import check_location
 from raysearch.commands.options import fail, program
 from raysearch.data.spectrogram import SpectrogramConfig
 from raysearch.errors import UserError
@@ -25,14 +26,20 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint/ or its model.pt); prints the top genres with probabilities per file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("checkpoint", help="checkpoint folder or model.pt")
+    parser.add_argument(
+        "checkpoint",
+        help="checkpoint folder or model.pt (a path, or the s3:// URI a leaderboard names)",
+    )
     parser.add_argument(
         "files", nargs="+", metavar="FILE", help="audio files, or folders of them (any depth)"
     )
     parser.add_argument("--top", type=int, default=3, help="genres to print per file")
     args = parser.parse_args(argv)
     try:
+        check_location(args.checkpoint, "CHECKPOINT")
         model, payload = load_checkpoint(args.checkpoint)
+    except UserError as exc:
+        return fail(str(exc))
     except (FileNotFoundError, KeyError, RuntimeError) as exc:
         return fail(f"{args.checkpoint}: cannot load checkpoint ({exc})")
     labels = payload["labels"]

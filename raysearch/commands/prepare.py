@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from raysearch.access import check_location
 from raysearch.commands.options import add_ray_arguments, fail, positive_int, program, ray_options
 from raysearch.data.defaults import ShardRequest, SyntheticSet, ensure_shards
 from raysearch.data.spectrogram import SpectrogramConfig
@@ -149,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         request = request_from_args(args)
+        if request.data:
+            check_location(request.data, "--data")
+        if request.out:
+            check_location(request.out, "--out", write=True)
         if request.split.level == "segment":
             print(f"warning: {SEGMENT_SPLIT_WARNING}", file=sys.stderr)
         result = ensure_shards(request, ray_options(args).connect)

@@ -2,9 +2,9 @@
 
 Reads the space (a file or a packaged name, with ``--profile``, ``--trials``, ``--epochs``,
 ``--repeats``, ``--trials-per-gpu``, ``--name``; on ``--resume`` the space the experiment
-started with), prepares
-or reuses the synthetic default's shards when no ``--shards`` is given, joins or starts Ray,
-and runs :func:`raysearch.search.run.run_search`.
+started with), checks the bucket locations it is given (:mod:`raysearch.access`), prepares
+or reuses the shards of ``--data`` (beside the storage) or of the synthetic default when no
+``--shards`` is given, joins or starts Ray, and runs :func:`raysearch.search.run.run_search`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import sys
 import time
 
+from raysearch.access import check_location
 from raysearch.commands.options import (
     add_device_arguments,
     add_ray_arguments,
@@ -21,7 +22,10 @@ from raysearch.commands.options import (
     program,
     ray_options,
 )
-from raysearch.data.defaults import ShardRequest, ensure_shards
+from raysearch.commands.prepare import add_shard_arguments, spectrogram_from_args, split_from_args
+from raysearch.data.defaults import ShardRequest, ensure_shards, shards_beside
+from raysearch.data.discover import DataError
+from raysearch.data.pipeline import read_manifest
 from raysearch.errors import UserError
 from raysearch.results.summary import finished
 from raysearch.search.profiles import PROFILES
@@ -35,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=program("tune"),
         description="Search SE-CNN hyperparameters with Ray Tune + Optuna from a YAML "
         "search-space file, then write results/leaderboard.csv, results/leaderboard.md and "
-        "the report's tables. Without --shards, prepares the synthetic mini-GTZAN first.",
+        "the report's tables. Without --shards, prepares the shards of --data (or of the "
+        "synthetic mini-GTZAN) first.",
     )
     parser.add_argument(
         "--space",
@@ -55,7 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--shards",
         default=None,
         help="shard folder from raysearch.commands.prepare (path or s3:// URI); "
-        "default: prepare / reuse the synthetic mini-GTZAN",
+        "default: those of --data, else prepare / reuse the synthetic mini-GTZAN",
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="ROOT",
+        help="GTZAN root (genres/<genre>/*.au, genres_original/<genre>/*.wav; path or s3:// "
+        "URI): prepare its shards with Ray Data on the cluster's CPUs, or reuse them when the "
+        "audio and the spectrogram / split settings below are unchanged, into "
+        "STORAGE/_shards/<key> (where every node reaches them); then search them. Not with "
+        "--shards",
     )
     parser.add_argument(
         "--trials",
@@ -109,9 +124,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="also log every trial to this MLflow tracking URI (file:PATH, sqlite:///PATH, "
         "http://HOST:PORT): parameters, per-epoch metrics, its folder with the checkpoint",
     )
+    add_shard_arguments(parser)
     add_device_arguments(parser, "every trial trains")
     add_ray_arguments(parser)
     return parser
+
+
+SHARD_OPTIONS = ("features", "n_mels", "split", "split_seed", "split_lists")  # with --data only
+
+
+def check_arguments(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, storage: str
+) -> None:
+    """What can be checked before Ray starts: options that go together, and every bucket
+    location (it exists, credentials are found, it can be read; the storage written)."""
+    if args.data and args.shards:
+        raise DataError("--data and --shards: give one (--data prepares shards from audio)")
+    if args.profile and (args.data or args.shards):
+        given = "--data" if args.data else "--shards"
+        raise SpaceError(f"--profile sizes the synthetic default: give it without {given}")
+    changed = [n for n in SHARD_OPTIONS if getattr(args, n) != parser.get_default(n)]
+    if changed and not args.data:
+        options = ", ".join("--" + n.replace("_", "-") for n in changed)
+        raise DataError(f"{options}: describe the shards of --data; give --data ROOT too")
+    check_location(storage, "--storage", write=True)
+    if args.data:
+        check_location(normalize(args.data), "--data")
+    if args.shards:
+        check_location(normalize(args.shards), "--shards")
+        read_manifest(normalize(args.shards))
 
 
 def search_space_for(args: argparse.Namespace, storage: str) -> SearchSpace:
@@ -161,9 +202,18 @@ def search_space_for(args: argparse.Namespace, storage: str) -> SearchSpace:
     return saved
 
 
-def shard_request(args: argparse.Namespace) -> ShardRequest:
-    """The shards a search without ``--shards`` runs on: the synthetic default, sized by the
-    profile when one is given."""
+def shard_request(args: argparse.Namespace, storage: str) -> ShardRequest:
+    """The shards a search without ``--shards`` runs on: those of ``--data`` (kept beside the
+    storage), else the synthetic default, sized by the profile when one is given."""
+    if args.data:
+        data = normalize(args.data)
+        spectrogram, split = spectrogram_from_args(args), split_from_args(args)
+        return ShardRequest(
+            data=data,
+            out=shards_beside(storage, data, spectrogram, split),
+            spectrogram=spectrogram,
+            split=split,
+        )
     if args.profile:
         profile = PROFILES[args.profile]
         return ShardRequest(synthetic=profile.synthetic, spectrogram=profile.spectrogram)
@@ -171,19 +221,23 @@ def shard_request(args: argparse.Namespace) -> ShardRequest:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     started = time.time()
     ray = ray_options(args)
     try:
         storage = normalize(args.storage)
+        check_arguments(parser, args, storage)
         space = search_space_for(args, storage)
-        if args.shards and args.profile:
-            raise SpaceError("--profile sizes the synthetic default: give it without --shards")
         if args.shards:
             ray.connect()
             shards = normalize(args.shards)
         else:
-            shards = ensure_shards(shard_request(args), ray.connect).out
+            prepared = ensure_shards(shard_request(args, storage), ray.connect)
+            shards = prepared.out
+            if args.data:
+                state = "up to date, nothing done" if prepared.reused else "prepared"
+                print(f"shards of {args.data}: {shards} ({state})", flush=True)
         if not is_uri(storage):
             os.makedirs(storage, exist_ok=True)
         print(

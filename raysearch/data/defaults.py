@@ -4,7 +4,8 @@ either way prepared once and reused (:func:`ensure_shards`).
 
 The cache folder is ``$RAYSEARCH_CACHE`` if set, else ``$XDG_CACHE_HOME/raysearch`` or
 ``~/.cache/raysearch``. The command-line tools read it; library functions take paths.
-On a multi-node cluster the cache is node-local: give ``--shards`` a shared location there.
+On a multi-node cluster the cache is node-local: ``tune --data`` keeps its shards beside the
+search's storage instead (:func:`shards_beside`), and ``--shards`` names a shared location.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pathlib import Path
 from raysearch.data.spectrogram import SpectrogramConfig
 from raysearch.data.split import SplitSpec
 from raysearch.data.synth import DEFAULT_CLIPS_PER_GENRE, DEFAULT_DURATION, DEFAULT_SEED
-from raysearch.storage import is_uri
+from raysearch.storage import is_uri, join
+
+SHARDS_FOLDER = "_shards"  # in a search's storage: the shards tune --data prepares
 
 
 def cache_dir() -> Path:
@@ -56,13 +59,24 @@ def synthetic_root(clips_per_genre: int, duration: float, seed: int) -> Path:
     return cache_dir() / f"synthetic-c{clips_per_genre}-d{duration:g}-s{seed}"
 
 
-def default_shards_dir(data_root: str, config: SpectrogramConfig, split: SplitSpec) -> Path:
-    """A shard folder named after the input and the settings, so settings never collide."""
+def shards_key(data_root: str, config: SpectrogramConfig, split: SplitSpec) -> str:
+    """The name of the shard folder of this input with these settings: settings never
+    collide, and the same input and settings find their shards again."""
     from raysearch.data.pipeline import settings_hash
 
     root = data_root if is_uri(data_root) else os.path.abspath(data_root)
-    key = hashlib.sha256(f"{root}|{settings_hash(config, split)}".encode())
-    return cache_dir() / "shards" / key.hexdigest()[:12]
+    return hashlib.sha256(f"{root}|{settings_hash(config, split)}".encode()).hexdigest()[:12]
+
+
+def default_shards_dir(data_root: str, config: SpectrogramConfig, split: SplitSpec) -> Path:
+    """The node-local cache folder of this input's shards with these settings."""
+    return cache_dir() / "shards" / shards_key(data_root, config, split)
+
+
+def shards_beside(storage: str, data_root: str, config: SpectrogramConfig, split: SplitSpec) -> str:
+    """The shard folder ``raysearch tune --data`` uses: under the search's storage
+    (``STORAGE/_shards/KEY``), which every node of a cluster reaches, unlike the cache."""
+    return join(storage, SHARDS_FOLDER, shards_key(data_root, config, split))
 
 
 def ensure_synthetic(synthetic: SyntheticSet = SyntheticSet(), progress: bool = True) -> Path:

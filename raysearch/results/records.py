@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from raysearch.search.space import SearchSpace, parse_space
-from raysearch.storage import exists, join, read_text, write_text_atomic
+from raysearch.storage import exists, join, location_of, read_text, write_text_atomic
 
 EXPERIMENT_FILE = "raysearch_experiment.json"  # the space (as run) and the shards
 OLD_SPACE_FILE = "raysearch_space.json"  # the space alone (experiments before it)
@@ -36,8 +36,11 @@ def status_of(tune_status: str, last_result: dict) -> str:
 
 
 def checkpoint_path(trial) -> str:
+    """Where the trial's latest checkpoint is: a local path, or a URI when the experiment's
+    storage is a bucket (Ray keeps the bucket in the checkpoint's filesystem, not its path)."""
     checkpoint = getattr(trial, "checkpoint", None)
-    return getattr(checkpoint, "path", "") or ""
+    path = getattr(checkpoint, "path", "") or ""
+    return location_of(getattr(checkpoint, "filesystem", None), path)
 
 
 def record_of(trial, status: str | None = None) -> TrialRecord:

@@ -141,6 +141,7 @@ def _train_in_this_process(
     import ray
     import ray.tune
 
+    from raysearch.search.mps import with_mps_state
     from raysearch.training.runner import keeping, train_in_process, tune_reporter
 
     replayed = 0
@@ -149,7 +150,8 @@ def _train_in_this_process(
         # a twin that ended early: its curve again, where the scheduler will likely stop this
         # trial too (nothing after that report runs); if not, train on from the start
         replayed = _replay(stopped)
-    report = keeping(record, tune_reporter, replayed)
+    reporter = with_mps_state(tune_reporter) if inputs.use_gpu else tune_reporter
+    report = keeping(record, reporter, replayed)
     splits = ray.get(inputs.splits_ref[0])
     train_in_process(
         model_config, train_config, splits, inputs.spectrogram, report, started_at=started_at
@@ -184,11 +186,12 @@ def concurrency_for(space: SearchSpace, cpus: float, gpus: float = 0.0) -> int:
 
 def build_searcher(space: SearchSpace, storage=None, network: TrialNetwork | None = None):
     """OptunaSearch with the space's sampler (seeded) and its study in ``storage`` (in memory
-    when None), wrapped in a :class:`ResumableRepeater` for repeats and, given ``network`` (what
-    a configuration trains), in :class:`DeferTwins`."""
+    when None; a journal mirrored into a bucket is kept up to date there), wrapped in a
+    :class:`ResumableRepeater` for repeats and, given ``network`` (what a configuration
+    trains), in :class:`DeferTwins`."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
+    from raysearch.search.journal import MirroringOptunaSearch, mirror_of
     from raysearch.search.repeats import ResumableRepeater
 
     distributions = {p.name: p.optuna_distribution() for p in space.params}
@@ -201,7 +204,8 @@ def build_searcher(space: SearchSpace, storage=None, network: TrialNetwork | Non
         ),
     }
     # a searcher built with its space must be told metric and mode itself
-    searcher = OptunaSearch(
+    searcher = MirroringOptunaSearch(
+        journal=mirror_of(storage),
         space=distributions,
         metric=space.metric,
         mode=space.mode,
@@ -287,13 +291,18 @@ def run_search(
         + f"; up to {concurrency} at once",
         flush=True,
     )
-    if not is_uri(experiment):
-        os.makedirs(experiment, exist_ok=True)
-    study_storage, journal = optuna_storage(experiment)
-    print(f"Optuna study '{space.name}': optuna-dashboard {journal}", flush=True)
     callbacks = [LeaderboardCallback(space, results_dir, experiment, meta)]
     if mlflow_uri:
         callbacks.append(mlflow_callback(mlflow_uri, space.name))
+    if use_gpu:
+        from raysearch.search.mps import MpsNotice
+
+        callbacks.append(MpsNotice(say=lambda line: print(line, flush=True)))
+    if not is_uri(experiment):
+        os.makedirs(experiment, exist_ok=True)
+    study_storage, journal, mirror = optuna_storage(experiment, fresh=not resume)
+    copied = f" (copied to {mirror.remote} as the search goes)" if mirror else ""
+    print(f"Optuna study '{space.name}': optuna-dashboard {journal}{copied}", flush=True)
     tuner = build_tuner(
         inputs, study_storage, callbacks, concurrency, resume, verbose, time_budget_s
     )

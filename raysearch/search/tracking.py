@@ -7,27 +7,29 @@ from __future__ import annotations
 
 import os
 
-from raysearch.storage import is_uri
+from raysearch.storage import is_uri, join
 
 OPTUNA_JOURNAL = "optuna.journal"  # in the experiment folder
 
 
-def optuna_storage(experiment: str):
+def optuna_storage(experiment: str, fresh: bool = False):
     """The Optuna study's storage: a journal file in the experiment folder when that folder is
-    a path (local disk or a shared mount), else in the driver's cache (``s3://`` takes no
-    appends); returns ``(storage, journal path)``. A journal file works wherever the driver
-    runs and survives a resume (the searcher reopens it)."""
+    a path (local disk or a shared mount); in a bucket (``s3://`` takes no appends) a journal in
+    the driver's cache mirrored into the experiment folder
+    (:class:`~raysearch.search.journal.MirroredJournal`; ``fresh``: a new experiment's).
+    Returns ``(storage, journal path, mirror or None)``. A journal file works wherever the
+    driver runs and survives a resume (the searcher reopens it)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from raysearch.data.defaults import cache_dir
-
     if is_uri(experiment):
-        path = str(cache_dir() / "optuna" / f"{os.path.basename(experiment)}.journal")
-    else:
-        path = os.path.join(experiment, OPTUNA_JOURNAL)
+        from raysearch.search.journal import MirroredJournal
+
+        mirror = MirroredJournal(join(experiment, OPTUNA_JOURNAL), fresh=fresh)
+        return JournalStorage(mirror), mirror.path, mirror
+    path = os.path.join(experiment, OPTUNA_JOURNAL)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    return JournalStorage(JournalFileBackend(path)), path
+    return JournalStorage(JournalFileBackend(path)), path, None
 
 
 def mlflow_callback(uri: str, experiment_name: str):

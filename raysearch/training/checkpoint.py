@@ -3,6 +3,7 @@ spectrogram settings, loadable without Ray (:func:`load_checkpoint`)."""
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 
@@ -10,6 +11,7 @@ import torch
 
 from raysearch.data import GENRES
 from raysearch.model import SECNN, ModelConfig
+from raysearch.storage import exists, is_uri, join, read_bytes
 
 CHECKPOINT_FILE = "model.pt"
 FORMAT = "raysearch-secnn/1"
@@ -43,11 +45,18 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str) -> tuple[SECNN, dict]:
-    """(model in eval mode, payload) from a checkpoint folder or ``model.pt``, without Ray."""
-    file = os.path.join(path, CHECKPOINT_FILE) if os.path.isdir(path) else path
-    if not os.path.exists(file):
-        raise FileNotFoundError(f"{path}: no {CHECKPOINT_FILE} checkpoint here")
-    payload = torch.load(file, map_location="cpu", weights_only=True)
+    """(model in eval mode, payload) from a checkpoint folder or ``model.pt``, a local path or
+    a URI (the checkpoint a search kept in a bucket), without Ray."""
+    if is_uri(path):
+        file = path if path.endswith(".pt") else join(path, CHECKPOINT_FILE)
+        if not exists(file):
+            raise FileNotFoundError(f"{path}: no {CHECKPOINT_FILE} checkpoint here")
+        source = io.BytesIO(read_bytes(file))
+    else:
+        source = os.path.join(path, CHECKPOINT_FILE) if os.path.isdir(path) else path
+        if not os.path.exists(source):
+            raise FileNotFoundError(f"{path}: no {CHECKPOINT_FILE} checkpoint here")
+    payload = torch.load(source, map_location="cpu", weights_only=True)
     model = SECNN(ModelConfig.from_dict(payload["model_config"]))
     model.load_state_dict(payload["state_dict"])
     model.eval()

@@ -1,0 +1,189 @@
+"""The search with every location in a bucket, end to end, against moto's S3 server (a real
+HTTP endpoint; pyarrow, boto3 and every Ray worker reach it through ``AWS_ENDPOINT_URL``):
+``prepare --out s3://`` from local audio (written, reused, refused and then overwritten with
+other settings), ``tune --shards s3:// --storage s3://`` on the smoke space, a SIGKILL of the
+driver and ``--resume`` from a fresh working directory and a fresh cache (as on a new head
+after ``ray down``), the Optuna journal read from the bucket, ``leaderboard s3://`` and
+``predict`` from the checkpoint URI the leaderboard names."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.s3_server import BUCKET, s3_server
+
+pytestmark = pytest.mark.slow
+SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+SHARDS = f"s3://{BUCKET}/shards"
+SEARCH_SHARDS = f"s3://{BUCKET}/search-shards"
+STORAGE = f"s3://{BUCKET}/storage"
+NAME = "bucket"
+
+
+@pytest.fixture(scope="module")
+def s3_ray(tmp_path_factory):
+    """The S3 server, its environment in this process, and a local Ray started after it (its
+    workers inherit the environment); both gone at the end, the environment restored."""
+    import ray
+
+    ray.shutdown()  # one started without the environment (another module's) cannot reach S3
+    with s3_server() as s3:
+        saved = {name: os.environ.get(name) for name in s3.env}
+        os.environ.update(s3.env)
+        ray.init(num_cpus=2, log_to_driver=False)
+        try:
+            yield s3, ray
+        finally:
+            ray.shutdown()
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory):
+    from raysearch.data import synth
+
+    root = tmp_path_factory.mktemp("audio")
+    return synth.generate(root, clips_per_genre=10, duration=6.0, seed=0, workers=2)
+
+
+def _manifest(s3, prefix: str = "shards") -> dict:
+    import json
+
+    body = s3.client().get_object(Bucket=BUCKET, Key=f"{prefix}/manifest.json")["Body"].read()
+    return json.loads(body)
+
+
+def test_prepare_writes_reuses_refuses_and_overwrites_shards_in_a_bucket(s3_ray, audio, capsys):
+    from raysearch.commands import prepare
+
+    s3, _ = s3_ray
+    assert prepare.main(["--data", str(audio), "--out", SHARDS]) == 0
+    first = [key for key in s3.keys(prefix="shards/") if key.endswith(".parquet")]
+    assert {key.split("/")[2] for key in first} == {"split=train", "split=val", "split=test"}
+    assert _manifest(s3)["features"] == "stft"
+    capsys.readouterr()
+
+    assert prepare.main(["--data", str(audio), "--out", SHARDS]) == 0
+    assert "(up to date, nothing done)" in capsys.readouterr().out
+
+    mel = ["--data", str(audio), "--out", SHARDS, "--features", "mel", "--n-mels", "32"]
+    assert prepare.main(mel) == 2
+    assert "holds shards made with other spectrogram / split settings" in capsys.readouterr().err
+    assert prepare.main(mel + ["--overwrite"]) == 0
+    assert _manifest(s3)["features"] == "mel"
+    now = s3.keys(prefix="shards/")
+    assert not set(first) & set(now), "files of the replaced shards are left in the bucket"
+    assert not [key for key in now if "_outcomes" in key or ".raysearch-write-check" in key]
+
+
+def _board(results: Path) -> pd.DataFrame:
+    path = results / "leaderboard.csv"
+    if not path.exists():
+        return pd.DataFrame(columns=["status"])
+    return pd.read_csv(path, dtype={"trial_id": str, "reused_from": str})
+
+
+def _completed(results: Path) -> pd.DataFrame:
+    board = _board(results)
+    return board[board["status"] == "completed"]
+
+
+@pytest.fixture(scope="module")
+def resumed_search(s3_ray, audio, tmp_path_factory):
+    """``tune`` on the bucket's shards and storage, SIGKILLed after 2 of 4 trials, its cache
+    deleted, resumed from another working directory with another cache."""
+    from raysearch.commands import prepare
+
+    s3, ray = s3_ray
+    assert (
+        prepare.main(["--data", str(audio), "--out", SEARCH_SHARDS]) == 0
+    )  # STFT, as in test_tune
+    root = tmp_path_factory.mktemp("search")
+    space = root / f"{NAME}.yaml"
+    text = (SPACES / "smoke.yaml").read_text()
+    space.write_text(text.replace("trials: 3", "trials: 4").replace("name: smoke", f"name: {NAME}"))
+    first, second = root / "first", root / "second"
+    for folder in (first, second):
+        folder.mkdir()
+    address = ray.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "raysearch.tune", "--space", str(space),
+               "--shards", SEARCH_SHARDS, "--storage", STORAGE, "--address", address]  # fmt: skip
+    env = {**os.environ, "RAYSEARCH_CACHE": str(root / "cache-first")}
+    with open(root / "first.log", "w") as log:
+        driver = subprocess.Popen(command, cwd=first, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        deadline = time.time() + 300
+        while len(_completed(first / "results")) < 2 and time.time() < deadline:
+            assert driver.poll() is None, (root / "first.log").read_text()[-3000:]
+            time.sleep(0.5)
+        time.sleep(1.5)  # past the 1 s experiment-state save after a trial ends
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    killed = _completed(first / "results").set_index("trial_id")
+    shutil.rmtree(root / "cache-first")  # the head is gone, and its cache with it
+
+    env = {**os.environ, "RAYSEARCH_CACHE": str(root / "cache-second")}
+    resumed = subprocess.run(command + ["--resume"], cwd=second, env=env, capture_output=True,
+                             text=True, timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    return killed, second / "results", root
+
+
+def test_resume_after_sigkill_from_a_fresh_directory_finishes_the_search(resumed_search):
+    killed, results, _ = resumed_search
+    assert 2 <= len(killed) < 4
+    board = _board(results).set_index("trial_id")
+    assert len(board) == 4 and set(board["status"]) == {"completed"}
+    for trial_id, row in killed.iterrows():  # kept, not trained again
+        assert board.loc[trial_id, "best_val_acc"] == row["best_val_acc"]
+        assert board.loc[trial_id, "wall_s"] == row["wall_s"]
+    assert board["checkpoint"].str.startswith(f"{STORAGE}/{NAME}/").all()
+
+
+def test_the_optuna_study_is_read_from_the_bucket_after_the_drivers_cache_is_gone(
+    resumed_search, tmp_path
+):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from raysearch.storage import read_bytes
+
+    _, _, root = resumed_search
+    shutil.rmtree(root / "cache-second")
+    copy = tmp_path / "optuna.journal"
+    copy.write_bytes(read_bytes(f"{STORAGE}/{NAME}/optuna.journal"))
+    study = optuna.load_study(
+        study_name=NAME, storage=JournalStorage(JournalFileBackend(str(copy)))
+    )
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 4
+
+
+def test_leaderboard_and_predict_from_the_bucket(resumed_search, tmp_path, capsys):
+    from raysearch.commands import leaderboard, predict
+    from tests.conftest import write_clip
+
+    _, results, _ = resumed_search
+    assert leaderboard.main([f"{STORAGE}/{NAME}", "--results", str(tmp_path / "rebuilt")]) == 0
+    again, first = _board(tmp_path / "rebuilt"), _board(results)
+    pd.testing.assert_frame_equal(again.drop(columns="wall_s"), first.drop(columns="wall_s"))
+    best = first.iloc[0]["checkpoint"]
+    assert best.startswith("s3://") and best in (results / "leaderboard.md").read_text()
+    clip = write_clip(tmp_path / "song.wav", 7.0)
+    capsys.readouterr()
+    assert predict.main([best, str(clip)]) == 0
+    assert capsys.readouterr().out.startswith(f"{clip}: ")
