@@ -24,7 +24,7 @@ def run(*argv: str) -> tuple[int, str]:
 def test_raysearch_lists_its_commands():
     code, text = run("--help")
     assert code == 0
-    for name in ("prepare", "train", "tune", "leaderboard", "predict", "synth"):
+    for name in ("prepare", "train", "tune", "leaderboard", "predict", "synth", "baseline"):
         assert re.search(rf"^  {name} ", text, re.M)
 
 

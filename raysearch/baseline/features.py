@@ -18,6 +18,7 @@ Why these: MFCC statistics and a linear model are the classical GTZAN baseline (
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import librosa
@@ -27,7 +28,7 @@ import scipy.fft
 from raysearch.data.spectrogram import SpectrogramConfig, mel_filters
 from raysearch.errors import UserError
 
-CHUNK = 256  # segments converted at once: ~70 MB of float32 for 513-bin STFT segments
+CHUNK = 64  # segments converted at once: 17 MB of float32 for 513-bin STFT segments
 
 
 class FeatureConfigError(UserError):
@@ -75,13 +76,34 @@ def log_mel_db(
     segments_db: np.ndarray, spectrogram: SpectrogramConfig, config: FeatureConfig
 ) -> np.ndarray:
     """Log-power mel spectrogram in dB of shard segments: (N, F, T) → (N, M, T) float32."""
-    db = np.asarray(segments_db, dtype=np.float32)
     if spectrogram.features == "mel":
-        return db
-    power = np.power(np.float32(10.0), db / np.float32(10.0))  # |X|**2, (N, F, T)
+        return np.asarray(segments_db, dtype=np.float32)
+    power = from_db(segments_db, 10.0)  # |X|**2, (N, F, T)
     filters = mel_filters(spectrogram.sample_rate, spectrogram.n_fft, config.n_mels)  # (M, F)
     mel = np.matmul(filters, power)  # (N, M, T)
     return np.float32(10.0) * np.log10(np.maximum(mel, np.float32(spectrogram.amin**2)))
+
+
+def from_db(segments_db: np.ndarray, scale: float) -> np.ndarray:
+    """``10 ** (dB / scale)`` in float32: power for ``scale`` 10, amplitude for 20.
+
+    float16 shards (the default) go through a table of the 65,536 float16 values: the same
+    numbers as computing from each value, at the cost of an indexed read instead of an
+    exponential (a third of the features' time on 513-bin segments).
+    """
+    segments_db = np.asarray(segments_db)
+    if segments_db.dtype == np.float16:
+        return _from_db_table(float(scale))[segments_db.view(np.uint16)]
+    return np.power(np.float32(10.0), segments_db.astype(np.float32) / np.float32(scale))
+
+
+@functools.lru_cache(maxsize=2)
+def _from_db_table(scale: float) -> np.ndarray:
+    values = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN codes: never in shards
+        table = np.power(np.float32(10.0), values.astype(np.float32) / np.float32(scale))
+    table.setflags(write=False)
+    return table
 
 
 def mfcc(log_mel: np.ndarray, n_mfcc: int) -> np.ndarray:
@@ -103,10 +125,10 @@ def bin_frequencies(spectrogram: SpectrogramConfig) -> np.ndarray:
 
 def spectral_centroid(segments_db: np.ndarray, spectrogram: SpectrogramConfig) -> np.ndarray:
     """Amplitude-weighted mean frequency in Hz of every frame: (N, F, T) → (N, T) float32."""
-    amplitude = np.power(np.float32(10.0), np.asarray(segments_db, np.float32) / np.float32(20.0))
+    amplitude = from_db(segments_db, 20.0)  # (N, F, T)
     freq = bin_frequencies(spectrogram).astype(np.float32)
     total = amplitude.sum(axis=-2)  # (N, T); the -100 dB floor keeps it above zero
-    return np.einsum("f,nft->nt", freq, amplitude) / total
+    return np.matmul(freq, amplitude) / total
 
 
 def segment_features(
