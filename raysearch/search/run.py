@@ -260,12 +260,15 @@ def run_search(
     worker_group: bool = False,
     time_budget_s: float | None = None,
     mlflow_uri: str | None = None,
+    baseline: bool = True,
 ):
     """Run (or resume) the search; returns Tune's ResultGrid. Writes ``results_dir``.
 
     ``use_gpu``: None = GPUs when the cluster has or can launch them (and the space's
     ``resources.gpu`` is not 0). ``worker_group`` runs every trial through a Ray Train worker
     group even with one worker (what every trial did before; kept for the overhead benchmark).
+    ``baseline``: at the end, the classical baseline of the shards beside the results
+    (:mod:`raysearch.baseline`; its failure is one warning line, never the search's).
     """
     from raysearch.data.pipeline import shard_meta
     from raysearch.results.write import claim_results_dir
@@ -295,10 +298,22 @@ def run_search(
         inputs, study_storage, callbacks, concurrency, resume, verbose, time_budget_s
     )
     results = tuner.fit()
+    comparison = search_baseline(shards, inputs) if baseline else None
     # the callback wrote the results as trials finished; once more from storage, so the
     # files hold every trial of a resumed experiment too
-    write_results(space, records_from_experiment(experiment), results_dir, experiment, meta)
+    records = records_from_experiment(experiment)
+    write_results(space, records, results_dir, experiment, meta, baseline=comparison)
     return results
+
+
+def search_baseline(shards: str, inputs: TrialInputs):
+    """The classical baseline of the search's shards, from the splits it already holds."""
+    import ray
+
+    from raysearch.baseline.shards import baseline_or_warning
+
+    splits = ray.get(inputs.splits_ref[0])
+    return baseline_or_warning(shards, splits=splits, say=lambda line: print(line, flush=True))
 
 
 def decide_device(space: SearchSpace, use_gpu: bool | None) -> tuple[bool, GpuCapacity | None]:
