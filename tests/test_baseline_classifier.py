@@ -94,8 +94,11 @@ def test_a_class_missing_from_training_gets_probability_zero():
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"c_grid": ()}, "c_grid must hold positive"), ({"c_grid": (1.0, -1.0)}, "c_grid"),
-     ({"max_iter": 0}, "max_iter must be >= 1")],  # fmt: skip
+    [
+        ({"c_grid": ()}, "c_grid must hold positive"),
+        ({"c_grid": (1.0, -1.0)}, "c_grid"),
+        ({"max_iter": 0}, "max_iter must be >= 1"),
+    ],
 )
 def test_bad_settings_are_refused_by_name(settings, message):
     with pytest.raises(ClassifierConfigError, match=message):
