@@ -20,8 +20,10 @@ from raysearch.training.data import load_splits
 
 @pytest.fixture
 def shards(ray_session, tiny_shards, tmp_path):
-    """A copy of the session's shards, so that each test starts without a cache."""
-    return str(shutil.copytree(tiny_shards, tmp_path / "shards"))
+    """A copy of the session's shards without a cache (a search may have left one there)."""
+    copy = shutil.copytree(tiny_shards, tmp_path / "shards")
+    (copy / CACHE_FILE).unlink(missing_ok=True)
+    return str(copy)
 
 
 @pytest.mark.slow

@@ -97,8 +97,8 @@ class BaselineResult:
             return "It has no test track accuracy to compare with the baseline's."
         points = 100 * (cnn_test_track_acc - self.test_track_acc)
         figures = (
-            f"test track accuracy {cnn_test_track_acc:.3f} against {self.test_track_acc:.3f} "
-            f"for the baseline ({self.label})"
+            f"test track accuracy {cnn_test_track_acc:.3f} against the baseline's "
+            f"{self.test_track_acc:.3f} ({METHOD}, C={self.c:g})"
         )
         if round(points, 1) > 0:
             return f"It beats the classical baseline by {points:.1f} points: {figures}."
