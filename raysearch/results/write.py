@@ -135,7 +135,8 @@ def write_results(
         _markdown(space, trials, board, tables, experiment, meta, baseline),
     )
     if plots:
-        written += search_plots(space, trials, results_dir)
+        line = baseline.test_track_acc if baseline is not None else None
+        written += search_plots(space, trials, results_dir, line)
     _keep_record(results_dir, experiment, written)
     return trials
 
