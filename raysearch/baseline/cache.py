@@ -10,9 +10,13 @@ read, is not used (and is replaced by the next computation).
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from raysearch.baseline.result import BaselineConfig, BaselineResult
+from raysearch.baseline.result import BaselineResult
 from raysearch.storage import exists, join, read_text, write_text_atomic
+
+if TYPE_CHECKING:
+    from raysearch.baseline.config import BaselineConfig
 
 CACHE_FILE = "baseline.json"
 VERSION = 1  # bump when the features or the classifier change for the same settings

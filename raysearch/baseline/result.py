@@ -1,26 +1,17 @@
-"""What the classical baseline is (:class:`BaselineConfig`) and what it found on a shard set
-(:class:`BaselineResult`, the record cached beside the shards and shown beside the CNN rows)."""
+"""What the classical baseline found on a shard set: :class:`BaselineResult`, the record cached
+beside the shards and shown beside the CNN rows. Light to import (the results writer does):
+no librosa, no scikit-learn."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
-from raysearch.baseline.classifier import ClassifierConfig, Fit
-from raysearch.baseline.features import FeatureConfig
+if TYPE_CHECKING:
+    from raysearch.baseline.classifier import Fit
 
 METHOD = "MFCC + logistic regression"
-
-
-@dataclass(frozen=True)
-class BaselineConfig:
-    """The features and the classifier; every field is part of the cache key."""
-
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
-
-    def to_dict(self) -> dict:
-        return {"features": self.features.to_dict(), "classifier": self.classifier.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -46,11 +37,12 @@ class BaselineResult:
     fit_s: float  # every C fitted and scored
 
     @classmethod
-    def of(cls, fit: Fit, config: BaselineConfig, **sizes) -> BaselineResult:
-        """From a :class:`Fit`; ``sizes``: the remaining fields (counts, bands, seconds)."""
+    def of(cls, fit: Fit, c_grid: tuple[float, ...], **sizes) -> BaselineResult:
+        """From a :class:`~raysearch.baseline.classifier.Fit` over ``c_grid``; ``sizes``: the
+        remaining fields (counts, bands, seconds)."""
         return cls(
             c=fit.c,
-            c_grid=tuple(config.classifier.c_grid),
+            c_grid=tuple(c_grid),
             val_acc_by_c=fit.val_acc_by_c,
             val_acc=fit.val.segment_acc,
             val_track_acc=fit.val.track_acc,

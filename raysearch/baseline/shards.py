@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from raysearch.baseline.cache import cache_key, cache_path, read_cached, write_cached
 from raysearch.baseline.classifier import FeatureSplit, fit_and_score
+from raysearch.baseline.config import BaselineConfig
 from raysearch.baseline.features import (
     CHUNK,
     coefficients,
@@ -21,7 +22,7 @@ from raysearch.baseline.features import (
     mel_bands,
     segment_features,
 )
-from raysearch.baseline.result import BaselineConfig, BaselineResult
+from raysearch.baseline.result import BaselineResult
 from raysearch.data.pipeline import read_manifest, split_path
 from raysearch.data.spectrogram import SpectrogramConfig
 from raysearch.data.split import SPLITS
@@ -128,7 +129,7 @@ def compute_baseline(
         )
     return BaselineResult.of(
         fit,
-        config,
+        config.classifier.c_grid,
         train_segments=len(features["train"]),
         n_mfcc=coefficients(spectrogram, config.features),
         mel_bands=mel_bands(spectrogram, config.features),
