@@ -661,7 +661,15 @@ def test_the_main_command_runs_on_the_profiles_synthetic_default(
     assert "Leaderboard: ratio-cpu" in board
     assert "Data: synthetic mini-GTZAN (10 clips x 3 s per genre, seed 0)" in board
     assert "--channels 16,32,64,128,64" in board  # the profile's half width, in the best command
+    assert "| baseline | baseline: MFCC + logistic regression" in board
     capsys.readouterr()
+    # raysearch baseline --profile cpu finds the same shards and the baseline the search cached
+    from raysearch.commands import baseline
+
+    assert baseline.main(["--profile", "cpu"]) == 0
+    shown = capsys.readouterr().out
+    assert f"on {shards}" in shown and f"cached in {shards / 'baseline.json'}" in shown
+    assert "computed in" not in shown and "32 mel bands" in shown
     # the profile sizes the default: with --shards it is refused, in one line
     refused = ["--space", "ratio", "--profile", "cpu", "--shards", str(shards)]
     assert tune.main(refused) == 2

@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
         "shards' own spectrograms; standardised; logistic regression with C chosen on the "
         "validation split only; test segment accuracy and track accuracy (the same vote as "
         "the CNN rows). Computed once and cached in SHARDS/baseline.json; a search "
-        "(raysearch tune) shows it beside its leaderboard.",
+        "(raysearch tune) shows it beside its leaderboard. No Ray, except to prepare the "
+        "synthetic default's shards when no --shards is given.",
     )
     parser.add_argument(
         "--shards",
