@@ -307,12 +307,16 @@ def run_search(
 
 
 def search_baseline(shards: str, inputs: TrialInputs):
-    """The classical baseline of the search's shards, from the splits it already holds."""
+    """The classical baseline of the search's shards, from the splits it already holds (from
+    the Parquet files again if the object store lost them)."""
     import ray
 
     from raysearch.baseline.shards import baseline_or_warning
 
-    splits = ray.get(inputs.splits_ref[0])
+    try:
+        splits = ray.get(inputs.splits_ref[0])
+    except ray.exceptions.RayError:
+        splits = None
     return baseline_or_warning(shards, splits=splits, say=lambda line: print(line, flush=True))
 
 
