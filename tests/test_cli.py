@@ -24,7 +24,7 @@ def run(*argv: str) -> tuple[int, str]:
 def test_raysearch_lists_its_commands():
     code, text = run("--help")
     assert code == 0
-    for name in ("prepare", "train", "tune", "leaderboard", "predict", "synth"):
+    for name in ("prepare", "train", "tune", "leaderboard", "predict", "synth", "baseline"):
         assert re.search(rf"^  {name} ", text, re.M)
 
 
@@ -50,3 +50,10 @@ def test_an_unknown_space_names_the_packaged_ones(tmp_path):
     with pytest.raises(SpaceError, match="packaged: augment, channels, joint, ratio, se_blocks"):
         load_space("no-such-space")
     assert load_space("ratio").name == "ratio"
+
+
+def test_tune_no_baseline_skips_the_classical_baseline():
+    from raysearch.commands.tune import build_parser
+
+    assert build_parser().parse_args([]).baseline is True
+    assert build_parser().parse_args(["--no-baseline"]).baseline is False

@@ -99,14 +99,24 @@ def test_without_a_gpu_the_monitor_records_nothing():
     assert monitor.use() is None
 
 
-def test_results_carry_the_summary_and_the_seed_noise_caveat(tmp_path):
+def test_results_carry_the_summary_the_best_and_the_baseline(tmp_path):
+    from tests.test_results_baseline import baseline
+
     space, records = search(tmp_path)
     experiment = tmp_path / "experiment"
     RunLog.begin(str(experiment)).tick()
     results = tmp_path / "results"
-    write_results(space, records, str(results), str(experiment), {"data": "synthetic x"})
+    write_results(space, records, str(results), str(experiment), {"data": "synthetic x"},
+                  baseline=baseline(test_track_acc=0.5))  # fmt: skip
     summary = json.loads((results / "summary.json").read_text())
     assert summary["trials"]["total"] == 5 and summary["wall_s"] is not None
+    best = summary["best"]  # ties on best_val_acc: the first completed trial by id
+    assert best["trial"] == "abc12_00000" and best["ratio"] == 8.0
+    assert best["test_track_acc"] == 0.55
+    assert summary["baseline"]["best_minus_baseline_test_track_points"] == 5.0
+    assert "One seed per configuration" in summary["seed_noise"]
+    line = next(x for x in summary_lines(summary, space) if x.startswith("- Best"))
+    assert "ratio=8.0: 0.500, test track accuracy 0.550 (+5.0 points against" in line
     board = (results / "leaderboard.md").read_text()
     assert "## Search summary" in board and "- Start-up (process start" in board
     assert "One seed per configuration" in board

@@ -121,6 +121,34 @@ def test_leaderboard_cli_rebuilds_the_same_board(smoke_run, tmp_path):
     assert f"Search space `{os.path.basename(space.source)}`" in rebuilt
 
 
+def test_the_classical_baseline_is_beside_every_output_of_the_search(smoke_run, tmp_path):
+    """The search ends with the baseline of its shards: baseline.csv, the row marked baseline
+    in leaderboard.md and in the ratio table, the best configuration's margin; a rebuild
+    (``raysearch leaderboard``) reads it from the cache beside the shards."""
+    space, storage, results, _ = smoke_run
+    row = pd.read_csv(results / "baseline.csv").iloc[0]
+    assert row["kind"] == "baseline" and row["method"] == "MFCC + logistic regression"
+    assert 0 <= row["test_track_acc"] <= 1 and row["split_level"] == "track"
+    text = (results / "leaderboard.md").read_text()
+    label = f"baseline: MFCC + logistic regression (C={row['C']:g})"
+    assert f"| baseline | {label} | not searched |" in text
+    assert "## Classical baseline" in text
+    assert "the classical baseline by" in text or "does not beat the classical baseline" in text
+    table = pd.read_csv(results / "table_5_2_ratio.csv")
+    assert table.iloc[-1]["ratio r"] == label
+    assert (Path(row["shards"]) / "baseline.json").exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "raysearch.leaderboard", str(storage / space.name),
+         "--results", str(tmp_path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "baseline.csv"), pd.read_csv(results / "baseline.csv")
+    )
+    assert f"| baseline | {label} |" in (tmp_path / "leaderboard.md").read_text()
+
+
 def test_every_trial_folder_has_tensorboard_events(smoke_run):
     """README: ``tensorboard --logdir STORAGE/NAME`` shows every trial (Tune writes the files)."""
     space, storage, _, _ = smoke_run
@@ -433,7 +461,9 @@ def test_the_same_network_is_trained_once(ray_session, tiny_shards, tmp_path):
     the first one's results instead of training."""
     space = twin_space("dedup", [31.43, 32])
     results = tmp_path / "results"
-    run_search(space, tiny_shards, str(tmp_path / "storage"), str(results), verbose=0)
+    storage = str(tmp_path / "storage")
+    run_search(space, tiny_shards, storage, str(results), verbose=0, baseline=False)
+    assert not (results / "baseline.csv").exists()  # tune --no-baseline
     board = read_board(results / "leaderboard.csv").set_index("ratio")
     first, second = board.loc[31.43], board.loc[32.0]
     assert first["se_widths"] == second["se_widths"]
@@ -667,7 +697,15 @@ def test_the_main_command_runs_on_the_profiles_synthetic_default(
     assert "Leaderboard: ratio-cpu" in board
     assert "Data: synthetic mini-GTZAN (10 clips x 3 s per genre, seed 0)" in board
     assert "--channels 16,32,64,128,64" in board  # the profile's half width, in the best command
+    assert "| baseline | baseline: MFCC + logistic regression" in board
     capsys.readouterr()
+    # raysearch baseline --profile cpu finds the same shards and the baseline the search cached
+    from raysearch.commands import baseline
+
+    assert baseline.main(["--profile", "cpu"]) == 0
+    shown = capsys.readouterr().out
+    assert f"on {shards}" in shown and f"cached in {shards / 'baseline.json'}" in shown
+    assert "computed in" not in shown and "32 mel bands" in shown
     # the profile sizes the default: with --shards it is refused, in one line
     refused = ["--space", "ratio", "--profile", "cpu", "--shards", str(shards)]
     assert tune.main(refused) == 2

@@ -1,4 +1,4 @@
-"""The ``raysearch`` command: ``raysearch synth|prepare|train|tune|leaderboard|predict ...``,
+"""The ``raysearch`` command: ``raysearch synth|prepare|train|tune|leaderboard|predict|baseline``,
 each with exactly the options of ``python -m raysearch.<command>`` (which keeps working)."""
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ COMMANDS = {
     "predict": (
         "raysearch.commands.predict",
         "top genres of audio files with a trained checkpoint",
+    ),
+    "baseline": (
+        "raysearch.commands.baseline",
+        "MFCC + logistic regression on the same shards: the classical baseline",
     ),
 }
 

@@ -1,6 +1,7 @@
 """``raysearch leaderboard EXPERIMENT`` (``python -m raysearch.leaderboard``): rebuild
 ``results/`` (leaderboard, tables, plots) from a Tune experiment folder, finished or
-interrupted. The work is in :mod:`raysearch.results`."""
+interrupted, with the classical baseline when it is cached beside the experiment's shards.
+The work is in :mod:`raysearch.results`."""
 
 from __future__ import annotations
 
@@ -40,9 +41,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {experiment}: not a raysearch experiment ({exc})", file=sys.stderr)
         return 2
     records = records_from_experiment(experiment)
-    frame = write_results(space, records, args.results, experiment, meta)
+    baseline = _cached_baseline(meta.get("shards"))
+    frame = write_results(space, records, args.results, experiment, meta, baseline=baseline)
     print(f"{len(frame)} trials -> {os.path.join(args.results, 'leaderboard.csv')}")
+    if baseline is None:
+        print(
+            f"no classical baseline cached beside the shards ({meta.get('shards', '?')}); "
+            "raysearch baseline --shards SHARDS computes it"
+        )
     return 0
+
+
+def _cached_baseline(shards: str | None):
+    """The baseline cached beside the experiment's shards, or None (none there, or the shards
+    are gone): a rebuild never computes it."""
+    from raysearch.baseline.shards import cached_baseline
+
+    if not shards:
+        return None
+    try:
+        return cached_baseline(shards)
+    except (OSError, UserError):
+        return None
 
 
 if __name__ == "__main__":

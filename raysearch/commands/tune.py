@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         "http://HOST:PORT): parameters, per-epoch metrics, its folder with the checkpoint",
     )
     add_shard_arguments(parser)
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="do not compute the classical baseline (MFCC + logistic regression on the same "
+        "shards, seconds; cached beside them) that the results show beside the CNN rows",
+    )
     add_device_arguments(parser, "every trial trains")
     add_ray_arguments(parser)
     return parser
@@ -254,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             use_gpu=args.use_gpu,
             mlflow_uri=args.mlflow,
+            baseline=args.baseline,
         )
     except UserError as exc:
         return fail(str(exc))

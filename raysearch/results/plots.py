@@ -68,8 +68,15 @@ def confusion(matrix: list[list[int]], labels: list[str], path: str, title: str 
     save_figure(fig, path)
 
 
-def search_plots(space: SearchSpace, trials: pd.DataFrame, results_dir: str) -> list[str]:
-    """The search's figures in ``results_dir``; returns the names of the files written."""
+def search_plots(
+    space: SearchSpace,
+    trials: pd.DataFrame,
+    results_dir: str,
+    baseline_track_acc: float | None = None,
+) -> list[str]:
+    """The search's figures in ``results_dir``; returns the names of the files written.
+    ``baseline_track_acc``: the classical baseline's test track accuracy, drawn as a line
+    across each parameter-vs-accuracy plot."""
     written: list[str] = []
 
     def save(fig, name: str) -> None:
@@ -124,6 +131,13 @@ def search_plots(space: SearchSpace, trials: pd.DataFrame, results_dir: str) -> 
                 marker=marker,
                 label=label,
                 alpha=0.7,
+            )
+        if baseline_track_acc is not None:
+            ax.axhline(
+                baseline_track_acc,
+                color="grey",
+                linestyle="--",
+                label="classical baseline, test track accuracy",
             )
         if param.log:
             ax.set_xscale("log")

@@ -16,6 +16,8 @@ import statistics
 
 import pandas as pd
 
+from raysearch.baseline.result import BaselineResult
+from raysearch.results.baseline import baseline_summary, best_test_track_acc
 from raysearch.results.rank import epoch_counts
 from raysearch.results.runs import running_time
 from raysearch.search.space import SearchSpace
@@ -23,9 +25,16 @@ from raysearch.search.space import SearchSpace
 ENDED = ("completed", "stopped early", "error", "no result")
 
 
-def summarize(space: SearchSpace, trials: pd.DataFrame, runs: list[dict]) -> dict:
-    """The summary of a :func:`~raysearch.results.rank.trial_frame` and the experiment's
-    driver runs (:mod:`raysearch.results.runs`)."""
+def summarize(
+    space: SearchSpace,
+    trials: pd.DataFrame,
+    runs: list[dict],
+    best: pd.Series | None = None,
+    baseline: BaselineResult | None = None,
+) -> dict:
+    """The summary of a :func:`~raysearch.results.rank.trial_frame`, the experiment's driver
+    runs (:mod:`raysearch.results.runs`), the leaderboard's best row and the classical
+    baseline of the same shards."""
     status = trials["status"] if len(trials) else pd.Series(dtype=str)
     twin = _replayed(trials)
     trained = trials[~twin] if len(trials) else trials
@@ -53,7 +62,35 @@ def summarize(space: SearchSpace, trials: pd.DataFrame, runs: list[dict]) -> dic
         "gpu": _gpu(trained, runs),
         "devices": sorted({str(d) for d in trials.get("device", []) if str(d) not in ("", "nan")}),
         "seeds_per_configuration": space.repeats,
+        "best": _best(space, best),
+        "seed_noise": seed_noise_caveat(space),
+        "baseline": (
+            baseline_summary(baseline, best_test_track_acc(best) if best is not None else None)
+            if baseline is not None
+            else None
+        ),
     }
+
+
+def _best(space: SearchSpace, best: pd.Series | None) -> dict | None:
+    """The best row's parameters and accuracies (means over seeds with repeats)."""
+    if best is None:
+        return None
+    suffix = "_mean" if space.repeats > 1 else ""
+    entry = {name: _plain(best.get(name)) for name in space.param_names}
+    for column in (space.metric, "test_acc", "test_track_acc"):
+        entry[column] = _plain(best.get(f"{column}{suffix}"))
+    entry["trial"] = str(best.get("trial_id", best.get("trial_ids", "")))
+    return entry
+
+
+def _plain(value):
+    """A JSON-able cell: numbers as floats (None for NaN), anything else as text."""
+    if value is None or _nan(value):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return value if isinstance(value, str) else str(value)
 
 
 def _replayed(trials: pd.DataFrame) -> pd.Series:
@@ -179,6 +216,21 @@ def summary_lines(summary: dict, space: SearchSpace) -> list[str]:
         )
     if summary["devices"]:
         lines.append(f"- Trained on: {', '.join(summary['devices'])}.")
+    best = summary.get("best")
+    if best:
+        params = ", ".join(f"{name}={best[name]}" for name in space.param_names)
+        accuracy = best.get("test_track_acc")
+        line = f"- Best configuration (by `{space.metric}`): {params}: {best[space.metric]:.3f}"
+        if accuracy is not None:
+            line += f", test track accuracy {accuracy:.3f}"
+        baseline = summary.get("baseline") or {}
+        points = baseline.get("best_minus_baseline_test_track_points")
+        if points is not None:
+            line += (
+                f" ({points:+.1f} points against the classical baseline's "
+                f"{baseline['test_track_acc']:.3f})"
+            )
+        lines.append(f"{line}. {summary['seed_noise']}")
     return lines
 
 

@@ -8,6 +8,8 @@ never sees a half-written table:
   the best configuration as a ``python -m raysearch.train`` command that trains exactly it and
   the path of its checkpoint (``python -m raysearch.predict CHECKPOINT FILE`` loads it);
 * the report's tables (``tables``), ``.csv`` and ``.md``; the plots (``plots``), when asked;
+* ``baseline.csv``, given the classical baseline of the same shards
+  (:mod:`raysearch.results.baseline`, which also puts it in ``leaderboard.md`` and the tables);
 * ``.raysearch-results.json``: the experiment these files are of and every file written for
   it, so that the next search into the folder removes exactly those (:func:`claim_results_dir`)
   and a folder never mixes two searches' files.
@@ -22,7 +24,9 @@ import shlex
 
 import pandas as pd
 
+from raysearch.baseline.result import BaselineResult
 from raysearch.errors import UserError
+from raysearch.results import baseline as base
 from raysearch.results.plots import encode_cell, search_plots
 from raysearch.results.rank import config_frame, trial_frame
 from raysearch.results.records import TrialRecord
@@ -102,8 +106,10 @@ def write_results(
     experiment: str = "",
     meta: dict | None = None,
     plots: bool = True,
+    baseline: BaselineResult | None = None,
 ) -> pd.DataFrame:
-    """Write every file; returns the per-trial frame."""
+    """Write every file; returns the per-trial frame. ``baseline``: the classical baseline of
+    the same shards, shown beside the CNN rows (``baseline.csv``, a row in the tables)."""
     meta = meta or {}
     trials = trial_frame(space, records, meta)
     board = config_frame(space, trials) if space.repeats > 1 else trials
@@ -113,7 +119,12 @@ def write_results(
     if space.repeats > 1:
         _write_csv(trials, os.path.join(results_dir, "leaderboard_seeds.csv"))
         written.append("leaderboard_seeds.csv")
+    if baseline is not None:
+        _write_csv(base.baseline_frame(baseline, meta), os.path.join(results_dir, "baseline.csv"))
+        written.append("baseline.csv")
     tables = report_tables(space, trials)
+    if baseline is not None:
+        tables = {n: base.with_table_row(t, baseline, meta) for n, t in tables.items()}
     for name, table in tables.items():
         _write_csv(table, os.path.join(results_dir, f"{name}.csv"))
         write_text_atomic(
@@ -121,15 +132,17 @@ def write_results(
             f"# {TITLES[name]}\n\n{_data_line(meta)}\n\n{markdown_table(table)}",
         )
         written += [f"{name}.csv", f"{name}.md"]
-    summary = summarize(space, trials, read_runs(experiment))
+    best = best_row(space, board)
+    summary = summarize(space, trials, read_runs(experiment), best, baseline)
     write_text_atomic(os.path.join(results_dir, "summary.json"), json.dumps(summary, indent=1))
     write_text_atomic(
         os.path.join(results_dir, "leaderboard.md"),
-        _markdown(space, trials, board, tables, experiment, meta, summary),
+        _markdown(space, board, tables, experiment, meta, summary, best, baseline),
     )
     written += ["summary.json"]
     if plots:
-        written += search_plots(space, trials, results_dir)
+        line = baseline.test_track_acc if baseline is not None else None
+        written += search_plots(space, trials, results_dir, line)
     _keep_record(results_dir, experiment, written)
     return trials
 
@@ -156,7 +169,17 @@ def _data_line(meta: dict) -> str:
     return line
 
 
-def _markdown(space, trials, board, tables, experiment, meta, summary) -> str:
+def best_row(space: SearchSpace, board: pd.DataFrame) -> pd.Series | None:
+    """The leaderboard's best finished row (a trial, or with repeats a configuration with at
+    least one finished seed), by the space's metric; None before any finished."""
+    if space.repeats > 1:
+        done = board[board["n_seeds"] > 0] if len(board) else board
+    else:
+        done = board[board["status"] == "completed"] if len(board) else board
+    return done.iloc[0] if len(done) else None
+
+
+def _markdown(space, board, tables, experiment, meta, summary, best, baseline) -> str:
     split = meta.get("split_level", "unknown")
     lines = [
         f"# Leaderboard: {space.name}",
@@ -195,14 +218,9 @@ def _markdown(space, trials, board, tables, experiment, meta, summary) -> str:
         "",
         f"## Top {TOP}",
         "",
-        markdown_table(board.drop(columns=["checkpoint", "trial_ids"], errors="ignore").head(TOP)),
+        markdown_table(_top(board, baseline)),
     ]
-    if space.repeats > 1:
-        done = board[board["n_seeds"] > 0] if len(board) else board
-    else:
-        done = board[board["status"] == "completed"] if len(board) else board
-    if len(done):
-        best = done.iloc[0]
+    if best is not None:
         lines += [
             "## Best configuration",
             "",
@@ -215,6 +233,8 @@ def _markdown(space, trials, board, tables, experiment, meta, summary) -> str:
             "```",
             "",
         ]
+        if baseline is not None:
+            lines += [base.versus_line(best, baseline), ""]
         if best.get("checkpoint"):
             lines += [
                 f"Its checkpoint (best-by-validation weights): `{best['checkpoint']}`; "
@@ -222,9 +242,16 @@ def _markdown(space, trials, board, tables, experiment, meta, summary) -> str:
                 "classifies audio with it.",
                 "",
             ]
+    lines += base.baseline_section(baseline) if baseline is not None else [base.NO_BASELINE, ""]
     for name, table in tables.items():
         lines += [f"## {TITLES[name]}", "", markdown_table(table)]
     return "\n".join(lines)
+
+
+def _top(board: pd.DataFrame, baseline: BaselineResult | None) -> pd.DataFrame:
+    """The top table: the first ``TOP`` rows, and the baseline's below them."""
+    top = board.drop(columns=["checkpoint", "trial_ids"], errors="ignore").head(TOP)
+    return top if baseline is None or top.empty else base.with_board_row(top, baseline)
 
 
 def _write_csv(frame: pd.DataFrame, path: str) -> None:

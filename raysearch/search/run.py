@@ -24,6 +24,7 @@ Results: ``results/leaderboard.csv`` and friends, rewritten atomically after eve
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 
@@ -264,6 +265,7 @@ def run_search(
     worker_group: bool = False,
     time_budget_s: float | None = None,
     mlflow_uri: str | None = None,
+    baseline: bool = True,
 ):
     """Run (or resume) the search; writes ``results_dir`` and returns its summary
     (:func:`raysearch.results.summary.summarize`).
@@ -271,10 +273,11 @@ def run_search(
     ``use_gpu``: None = GPUs when the cluster has or can launch them (and the space's
     ``resources.gpu`` is not 0). ``worker_group`` runs every trial through a Ray Train worker
     group even with one worker (what every trial did before; kept for the overhead benchmark).
+    ``baseline``: at the end, the classical baseline of the shards beside the results
+    (:mod:`raysearch.baseline`; its failure is one warning line, never the search's).
     """
     from raysearch.data.pipeline import shard_meta
-    from raysearch.results.runs import read_runs
-    from raysearch.results.summary import summarize, summary_lines
+    from raysearch.results.summary import summary_lines
     from raysearch.results.write import claim_results_dir
     from raysearch.runtime import set_environment
 
@@ -307,16 +310,31 @@ def run_search(
         inputs, study_storage, callbacks, concurrency, resume, verbose, time_budget_s
     )
     tuner.fit()  # returns when every trial ended, or on Ctrl+C / SIGINT with the state saved
+    comparison = search_baseline(shards, inputs) if baseline else None
     # the callback wrote the results as trials finished; once more from storage, so the
     # files hold every trial of a resumed experiment too
-    trials = write_results(
-        space, records_from_experiment(experiment), results_dir, experiment, meta
-    )
-    summary = summarize(space, trials, read_runs(experiment))
+    records = records_from_experiment(experiment)
+    write_results(space, records, results_dir, experiment, meta, baseline=comparison)
+    with open(os.path.join(results_dir, "summary.json")) as f:
+        summary = json.load(f)  # what write_results just summarised
     print(f"summary ({os.path.join(results_dir, 'summary.json')}):", flush=True)
     for line in summary_lines(summary, space):
         print(line, flush=True)
     return summary
+
+
+def search_baseline(shards: str, inputs: TrialInputs):
+    """The classical baseline of the search's shards, from the splits it already holds (from
+    the Parquet files again if the object store lost them)."""
+    import ray
+
+    from raysearch.baseline.shards import baseline_or_warning
+
+    try:
+        splits = ray.get(inputs.splits_ref[0])
+    except ray.exceptions.RayError:
+        splits = None
+    return baseline_or_warning(shards, splits=splits, say=lambda line: print(line, flush=True))
 
 
 def decide_device(space: SearchSpace, use_gpu: bool | None) -> tuple[bool, GpuCapacity | None]:

@@ -30,7 +30,6 @@ class SplitArrays:
 
 def read_split(shards: str, split: str, shape: tuple[int, int] | None = None) -> SplitArrays:
     """One split of a shard folder (path or URI)."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from raysearch.storage import resolve
@@ -38,15 +37,23 @@ def read_split(shards: str, split: str, shape: tuple[int, int] | None = None) ->
     shape = tuple(shape or read_manifest(shards)["shape"])
     filesystem, path = resolve(split_path(shards, split))
     table = pq.read_table(path, filesystem=filesystem, columns=["track_id", "label", "spectrogram"])
-    column = table.column("spectrogram").combine_chunks()
-    if isinstance(column, pa.ExtensionArray):  # Ray's tensor type, when ray.data registered it
-        column = column.storage
-    values = column.flatten().to_numpy(zero_copy_only=False)
     return SplitArrays(
-        spectrogram=np.ascontiguousarray(values.reshape(len(table), *shape), dtype=np.float16),
+        spectrogram=spectrogram_values(table.column("spectrogram"), shape),
         label=table.column("label").to_numpy().astype(np.int64),
         track_id=np.asarray(table.column("track_id").to_pylist(), dtype=object),
     )
+
+
+def spectrogram_values(column, shape: tuple[int, int]) -> np.ndarray:
+    """A Parquet ``spectrogram`` column (pyarrow array or chunked array) as (N, F, T) float16."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if isinstance(column, pa.ExtensionArray):  # Ray's tensor type, when ray.data registered it
+        column = column.storage
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(values.reshape(len(column), *shape), dtype=np.float16)
 
 
 def load_splits(shards: str) -> dict[str, SplitArrays]:
