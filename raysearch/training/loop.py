@@ -101,10 +101,27 @@ def load_resume_state(folder: str, model, optimizer, device, augment_rng) -> Pro
     state = torch.load(os.path.join(folder, RESUME_FILE), map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    _fit_state_to_parameters(optimizer)
     torch.set_rng_state(state["torch_rng"])
     augment_rng.set_state(state["augment_rng"])
     best = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location=device, weights_only=True)
     return Progress(**state["progress"], best_state=best["state_dict"])
+
+
+def _fit_state_to_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Adam's moments saved by a run whose SE blocks were padded (compiled) and resumed by one
+    whose are not, or the other way round: cut or zero-padded to the parameters' shapes (the
+    padding's moments are 0)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.dim() == param.dim() > 0:
+                    if value.shape == param.shape:
+                        continue
+                    common = tuple(map(slice, map(min, value.shape, param.shape)))
+                    state[key] = torch.zeros_like(param)
+                    state[key][common] = value[common]
 
 
 @dataclass
@@ -201,7 +218,10 @@ def _start(
         torch.backends.cudnn.benchmark = True
     else:
         torch.set_num_threads(config.threads())
-    model = SECNN(model_config).to(device)
+    compile_mode = config.compile_mode(on_gpu)
+    # a compiled network pads its SE bottlenecks, so that one graph (and the compile cache)
+    # serves every ratio r of a channel configuration; an eager one has nothing to gain
+    model = SECNN(model_config, config.kernels, pad_se=compile_mode != "off").to(device)
     bare = model  # the module whose state_dict is saved (DDP and compile wrap it)
     channels_last = on_gpu and config.channels_last
     if channels_last:
@@ -220,7 +240,6 @@ def _start(
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if on_gpu else None
         )
-    compile_mode = config.compile_mode(on_gpu)
     if compile_mode != "off":
         model = compile_model(model, compile_mode)
     train = DeviceBatches(
