@@ -29,6 +29,7 @@ from raysearch.training.config import TrainConfig
 from raysearch.training.data import SplitArrays
 from raysearch.training.evaluate import EvalSplit, autocast, evaluate, model_input
 from raysearch.training.feeds import DeviceBatches
+from raysearch.training.gpu_memory import gpu_out_of_memory, trials_sharing
 
 # report(metrics, checkpoint_dir): one call per epoch; checkpoint_dir (a folder holding
 # model.pt, or None) may be moved or deleted by the reporter once the call returns
@@ -169,7 +170,23 @@ def fit(
 ) -> dict:
     """Train one configuration; returns rank 0's final metrics (with ``history``), or ``{}``
     on the other ranks. ``resume_from``: a checkpoint folder this loop wrote; training goes on
-    after its epoch with its weights, optimizer state and early-stopping state."""
+    after its epoch with its weights, optimizer state and early-stopping state. Running out of
+    GPU memory raises :class:`~raysearch.training.gpu_memory.GpuOutOfMemory` (one line)."""
+    try:
+        return _fit(model_config, config, splits, report, placement, spectrogram, resume_from)
+    except torch.cuda.OutOfMemoryError:
+        raise gpu_out_of_memory(placement.device, config.gpus_per_worker) from None
+
+
+def _fit(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    splits: dict[str, SplitArrays],
+    report: Reporter,
+    placement: Placement,
+    spectrogram: dict | None,
+    resume_from: str | None,
+) -> dict:
     run = _start(model_config, config, splits, placement, resume_from)
     rank = placement.rank
     for epoch in range(run.progress.epoch + 1, config.epochs + 1):
@@ -311,6 +328,9 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
     }
     if device.type == "cuda":  # torch's peak for this process: weights, data, activations
         metrics["gpu_mem_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        # what its allocator held at most (cached blocks too): nearer what the GPU lost to it
+        metrics["gpu_mem_reserved_gib"] = torch.cuda.max_memory_reserved(device) / 2**30
+        metrics["trials_per_gpu"] = trials_sharing(run.config.gpus_per_worker)
     return metrics
 
 
@@ -355,7 +375,10 @@ def _broadcast_stop(stopped: bool, device: torch.device) -> bool:
 
 
 def _test(run: _Run, split: SplitArrays, metrics: dict, stopped: bool) -> None:
-    """Rank 0, after the last epoch: the test metrics of the best-by-validation weights."""
+    """Rank 0, after the last epoch: the test metrics of the best-by-validation weights. The
+    train split leaves the device first: the test split takes its memory, so a trial's peak
+    is not the sum of all three splits (docs/performance.md, trials per GPU)."""
+    run.train.release()
     run.bare.load_state_dict(run.progress.best_state)
     test = run.evaluate(EvalSplit(split, run.device))
     metrics.update(
@@ -448,6 +471,11 @@ def progress_line(metrics: dict, epochs: int) -> str:
         f"acc {metrics.get('val_acc', float('nan')):.3f} | "
         f"{metrics['segments_per_s']:.1f} segments/s"
     )
+    if "gpu_mem_peak_gib" in metrics:
+        line += (
+            f" | GPU peak {metrics['gpu_mem_peak_gib']:.2f} GiB "
+            f"(1 of {metrics['trials_per_gpu']} trials on it)"
+        )
     if "test_acc" in metrics:
         line += (
             f" | test (best epoch {metrics['best_epoch']}) segment acc "
