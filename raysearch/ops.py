@@ -106,9 +106,12 @@ def conv1_relu_max_pool2x2(
 ) -> torch.Tensor:
     """``F.max_pool2d(F.relu(F.conv2d(x, weight, bias, padding=1)), 2)`` for one input
     channel: (B, 1, H, W) → (B, C, H/2, W/2), computed in float32 and returned as ``dtype``
-    (the conv's dtype under autocast; default ``x``'s)."""
+    (the conv's dtype under autocast; default ``x``'s). Without gradients (evaluation, which
+    runs eagerly) the conv runs as a conv: the stencil pays only where it is compiled."""
     if x.shape[1] != 1 or weight.shape[1:] != (1, 3, 3):
         raise ValueError(f"one input channel and 3x3 kernels expected, got {tuple(weight.shape)}")
+    if not torch.is_grad_enabled() or not any(t.requires_grad for t in (x, weight, bias)):
+        return relu_max_pool2x2(F.conv2d(x, weight, bias, padding=1)).to(dtype or x.dtype)
     rows, cols = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
     padded = F.pad(x.float(), (1, 1, 1, 1))  # (B, 1, H + 2, W + 2): the conv's zero padding
     taps = weight.float().flatten(1)  # (C, 9)
@@ -121,11 +124,4 @@ def conv1_relu_max_pool2x2(
                 shifted = padded[..., dy + ky : dy + ky + rows : 2, dx + kx : dx + kx + cols : 2]
                 value = value + taps[:, tap].view(1, -1, 1, 1) * shifted  # (B, C, H/2, W/2)
             candidates.append(value)
-    if torch.is_grad_enabled() and (weight.requires_grad or bias.requires_grad or x.requires_grad):
-        out = _ReluMax4.apply(*candidates)
-    else:
-        best = candidates[0]
-        for value in candidates[1:]:
-            best = torch.maximum(best, value)  # propagates NaN, as ATen's max-pool does
-        out = best.relu()
-    return out.to(dtype or x.dtype)
+    return _ReluMax4.apply(*candidates).to(dtype or x.dtype)

@@ -148,9 +148,10 @@ def test_conv1_pooled_rounds_once_under_bf16_autocast():
     rounding (2^-8 relative) of the float32 block, closer than the bf16 conv."""
     x, weight, bias = conv1_case((2, 1, 33, 17))
     exact = plain_conv1(x, weight, bias)
+    weight.requires_grad_()  # training: the stencil (evaluation runs the conv itself)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        ours = conv1_relu_max_pool2x2(x, weight, bias, torch.bfloat16)
-        theirs = plain_conv1(x, weight, bias)
+        ours = conv1_relu_max_pool2x2(x, weight, bias, torch.bfloat16).detach()
+        theirs = plain_conv1(x, weight, bias).detach()
     assert ours.dtype == theirs.dtype == torch.bfloat16
     ours_error = (ours.float() - exact).abs()
     assert (ours_error <= exact.abs() * 2**-8 + 1e-6).all()
