@@ -22,7 +22,6 @@ set -uo pipefail
 out=${OUT:?OUT must name the folder whose files come back}
 began=$(date +%s)
 stage() { echo "[$(($(date +%s) - began)) s] $*"; }
-exec > >(tee "$out/run.log") 2>&1
 if [ -z "${DRY:-}" ]; then
   mkdir -p /tmp/site
   tar xJf .devicepack/site.tar.xz -C /tmp/site
@@ -33,27 +32,35 @@ else # a dry run on CPUs: the same calls at a size a CPU finishes
   shape=65,33 batch=4 clips=${CLIPS:-10} duration=6 steps=3 warmup=2 device=cpu
 fi
 export PYTHONUNBUFFERED=1
-nvidia-smi >"$out/nvidia-smi.txt" 2>&1 || echo "no nvidia-smi" >"$out/nvidia-smi.txt"
-command -v nvidia-cuda-mps-control >>"$out/nvidia-smi.txt" 2>&1 ||
-  echo "no MPS control binary" >>"$out/nvidia-smi.txt"
 
-stage "1. out-of-memory check"
-timeout "${OOM_S:-25}" python benchmarks/gpu_oom_check.py >"$out/oom.txt" 2>&1
-cat "$out/oom.txt"
+run() {
+  nvidia-smi >"$out/nvidia-smi.txt" 2>&1 || echo "no nvidia-smi" >"$out/nvidia-smi.txt"
+  command -v nvidia-cuda-mps-control >>"$out/nvidia-smi.txt" 2>&1 ||
+    echo "no MPS control binary" >>"$out/nvidia-smi.txt"
 
-stage "2. step profile"
-timeout "$((${STEP_S:-95} + 30))" python benchmarks/gpu_step_profile.py --out "$out" \
-  --device "$device" --shape "$shape" --batch "$batch" --warmup "$warmup" --steps "$steps" \
-  --budget-s "${STEP_S:-95}"
+  stage "1. out-of-memory check"
+  timeout "${OOM_S:-25}" python benchmarks/gpu_oom_check.py >"$out/oom.txt" 2>&1
+  cat "$out/oom.txt"
 
-stage "3. sides"
-sides=${SIDES:-default:8:mps,default:8:mps:select-conv1,default:8:mps:select,default:auto:mps}
-[ -n "${DRY:-}" ] && sides=${SIDES:-eager:2,eager:2:select-conv1,eager:auto}
-timeout "$((${BENCH_S:-140} + 20))" python benchmarks/gpu_bench.py --out "$out" \
-  --clips-per-genre "$clips" --duration "$duration" --sides "$sides" --epochs 2 \
-  --budget-s "${BENCH_S:-140}" --search-budget-s 0
+  stage "2. step profile"
+  timeout "$((${STEP_S:-95} + 30))" python benchmarks/gpu_step_profile.py --out "$out" \
+    --device "$device" --shape "$shape" --batch "$batch" --warmup "$warmup" --steps "$steps" \
+    --budget-s "${STEP_S:-95}"
 
-stage "4. start-up of compiled trials, one channel configuration"
-timeout "${REUSE_S:-50}" python benchmarks/compile_reuse.py --device "$device" --shape "$shape" \
-  --batch "$batch" --ratios 16,8,31.43 --steps 5 --sides padded-processes --out "$out"
-stage "done"
+  stage "3. sides"
+  local sides=${SIDES:-default:8:mps,default:8:mps:select-conv1,default:8:mps:select,default:auto:mps}
+  [ -n "${DRY:-}" ] && sides=${SIDES:-eager:2,eager:2:select-conv1,eager:auto}
+  timeout "$((${BENCH_S:-140} + 20))" python benchmarks/gpu_bench.py --out "$out" \
+    --clips-per-genre "$clips" --duration "$duration" --sides "$sides" --epochs 2 \
+    --budget-s "${BENCH_S:-140}" --search-budget-s 0
+  # a bench cut off by its timeout leaves Ray's processes (and their GPU memory) behind; on
+  # the lent machine nothing else runs Ray (never on a shared machine: DRY)
+  [ -z "${DRY:-}" ] && python -m ray.scripts.scripts stop --force >/dev/null 2>&1
+
+  stage "4. start-up of compiled trials, one channel configuration"
+  timeout "${REUSE_S:-50}" python benchmarks/compile_reuse.py --device "$device" \
+    --shape "$shape" --batch "$batch" --ratios 16,8,31.43 --steps 5 --sides padded-processes \
+    --out "$out"
+  stage "done"
+}
+run 2>&1 | tee "$out/run.log"

@@ -309,3 +309,19 @@ def test_padded_and_unpadded_networks_load_each_others_checkpoints(tmp_path):
 def test_ratios_at_or_below_one_are_not_padded():
     block = SEBlock(8, 0.5, padded=True)  # 16 units: more than C, nothing to pad
     assert block.reduce.out_features == 16 and not block.padded and block.padding == 0
+
+
+def test_the_padding_is_inert_whatever_it_holds():
+    """The mask, not only the zeros the padding starts with, keeps it out of the function."""
+    torch.manual_seed(0)
+    plain = SECNN(SMALL).eval()
+    torch.manual_seed(0)
+    padded = SECNN(SMALL, pad_se=True).eval()
+    with torch.no_grad():
+        for block in (m for m in padded.modules() if isinstance(m, SEBlock)):
+            real = block.hidden
+            block.reduce.weight[real:] = torch.randn_like(block.reduce.weight[real:])
+            block.reduce.bias[real:] = 1.0  # the padded units would fire
+            block.expand.weight[:, real:] = torch.randn_like(block.expand.weight[:, real:])
+    x = torch.randn(2, 1, 64, 33)
+    torch.testing.assert_close(padded(x), plain(x))

@@ -429,7 +429,8 @@ def compile_model(
     on 2 CPU cores. The price is host time per step (13 graphs instead of 1: 2.4 ms more on a
     step small enough that host time dominates), and the CPU step was 24 % slower;
     ``benchmarks/compile_reuse.py`` measures both, and the loop keeps whole graphs until a GPU
-    run says which wins there.
+    run says which wins there. The loop pads a compiled network's SE blocks instead
+    (``SECNN(pad_se=True)``): whole graphs, the same for every r (docs/performance.md).
     """
     torch._dynamo.reset()
     if share_se:
