@@ -50,3 +50,13 @@ def test_an_unknown_space_names_the_packaged_ones(tmp_path):
     with pytest.raises(SpaceError, match="packaged: augment, channels, joint, ratio, se_blocks"):
         load_space("no-such-space")
     assert load_space("ratio").name == "ratio"
+
+
+def test_trials_per_gpu_takes_a_number_or_auto():
+    from raysearch.commands.tune import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--trials-per-gpu", "auto"]).trials_per_gpu == "auto"
+    assert parser.parse_args(["--trials-per-gpu", "8"]).trials_per_gpu == 8
+    code, text = run("tune", "--space", "ratio", "--trials-per-gpu", "many")
+    assert code == 2 and "expected a whole number or auto, got 'many'" in text

@@ -277,9 +277,9 @@ def run_search(
     meta = shard_meta(shards, warn=lambda line: print(line, flush=True))
     use_gpu, capacity = decide_device(space, use_gpu)
     if use_gpu:  # resources.gpu: auto → 1/K, K trials packed by memory
-        space, packing = decide_gpu_share(space, shards, capacity)
-        if packing:
-            print(packing, flush=True)
+        space, why = decide_gpu_share(space, shards, capacity)
+        if why:
+            print(why, flush=True)
     claim_results_dir(results_dir, experiment)  # the last check, as it removes an old search's
     inputs = share_inputs(space, shards, storage, use_gpu, worker_group)
     concurrency = concurrency_for(space, _cluster_cpus(), capacity.total if use_gpu else 0.0)
