@@ -5,15 +5,18 @@
 2. **Sides** (``--sides``, in order, each skipped when the deadline is near): ``k`` concurrent
    trials on one GPU (Ray tasks with ``1/k`` GPU each), every one running the project's training
    loop (:func:`raysearch.training.loop.fit`, the default SE-CNN, batch 32, Adam) for
-   ``--epochs`` epochs on the whole train split. A side is ``MODE:K[:mps]``: ``MODE`` is
-   ``eager`` or a ``torch.compile`` mode (``default``, ``reduce-overhead``); ``mps`` runs the
-   trials as clients of CUDA MPS (one ``nvidia-cuda-mps-control`` daemon, started for the side
-   and stopped after it), which lets kernels of several processes run on the GPU at once
-   instead of taking turns. The aggregate figure is wall-clock: train segments of every trial's
-   epochs after the first, divided by the time from the earliest start to the latest end of
-   those epochs (validation included), so it cannot exceed what the GPU did. The first epoch's
-   seconds show the start-up (a compile happens there). GPU utilisation and memory come from
-   NVML, sampled every 0.2 s over the same window.
+   ``--epochs`` epochs on the whole train split. A side is ``MODE:K[:mps][:KERNELS]``: ``MODE``
+   is ``eager`` or a ``torch.compile`` mode (``default``, ``reduce-overhead``); ``K`` a number
+   or ``auto`` (what ``--trials-per-gpu auto`` gives on this GPU, :mod:`raysearch.search.packing`);
+   ``mps`` runs the trials as clients of CUDA MPS (one ``nvidia-cuda-mps-control`` daemon,
+   started for the side and stopped after it), which lets kernels of several processes run on
+   the GPU at once instead of taking turns; ``KERNELS`` how each block's conv → ReLU → max-pool
+   runs (:data:`raysearch.ops.KERNELS`, default ``aten``). The aggregate figure is wall-clock:
+   train segments of every trial's epochs after the first, divided by the time from the
+   earliest start to the latest end of those epochs (validation included), so it cannot exceed
+   what the GPU did. The first epoch's seconds and each trial's start-up (process start to the
+   end of its first step) show the compile. GPU utilisation and memory come from NVML, sampled
+   every 0.2 s over the same window; torch's peak and reserved memory per trial beside them.
 3. **Search**: ``search_spaces/ratio.yaml`` (ASHA, 30 epochs) through
    ``raysearch.search.run.run_search`` with a time budget, with the settings of the fastest side
    measured, or of ``--search-side`` (its compile mode, ``gpu: 1/k``, MPS or not; compiled
@@ -97,24 +100,43 @@ class GpuSampler:
 
 @dataclasses.dataclass(frozen=True)
 class Side:
-    """One measurement: ``trials`` concurrent trials, compiled or not, with MPS or not."""
+    """One measurement: ``trials`` concurrent trials (K, or ``auto``: K from the GPU's memory,
+    :mod:`raysearch.search.packing`), compiled or not, with MPS or not, each block's conv →
+    ReLU → max-pool run by ``kernels`` (:data:`raysearch.ops.KERNELS`)."""
 
     mode: str  # eager | a torch.compile mode
-    trials: int
+    trials: int  # 0 until an auto side's K is known
     mps: bool = False
+    kernels: str = "aten"
+    auto: bool = False  # K from the GPU's memory
 
     @classmethod
     def parse(cls, text: str) -> Side:
+        from raysearch.ops import KERNELS
+
         parts = text.strip().split(":")
-        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "mps"):
-            raise ValueError(f"--sides: {text!r} is not MODE:K or MODE:K:mps")
-        if parts[0] not in ("eager", "default", "reduce-overhead"):
+        usage = f"--sides: {text!r} is not MODE:K[:mps][:KERNELS]"
+        if len(parts) < 2 or len(parts) > 4:
+            raise ValueError(usage)
+        mode, trials, rest = parts[0], parts[1], parts[2:]
+        mps = bool(rest) and rest[0] == "mps"
+        kernels = rest[1 if mps else 0] if len(rest) > int(mps) else "aten"
+        if len(rest) > int(mps) + 1 or kernels not in KERNELS:
+            raise ValueError(f"{usage} (KERNELS: {', '.join(KERNELS)})")
+        if mode not in ("eager", "default", "reduce-overhead"):
             raise ValueError(f"--sides: {text!r}: MODE must be eager, default or reduce-overhead")
-        return cls(parts[0], int(parts[1]), len(parts) == 3)
+        if trials != "auto" and not trials.isdigit():
+            raise ValueError(f"--sides: {text!r}: K must be a whole number or auto")
+        auto = trials == "auto"
+        return cls(mode, 0 if auto else int(trials), mps, kernels, auto)
 
     @property
     def name(self) -> str:
-        return f"{self.mode}:{self.trials}" + (":mps" if self.mps else "")
+        return (
+            f"{self.mode}:{'auto=' if self.auto else ''}{self.trials if self.trials else ''}"
+            + (":mps" if self.mps else "")
+            + (f":{self.kernels}" if self.kernels != "aten" else "")
+        )
 
     @property
     def compile(self) -> str:
@@ -184,7 +206,7 @@ def trial_task(splits_ref: list, model_config, train_config) -> dict:
     import torch
 
     from raysearch.training.loop import Placement, fit
-    from raysearch.training.runner import pick_device
+    from raysearch.training.runner import pick_device, run_started_at
 
     device, note = pick_device(bool(train_config.use_gpu))
     reports = []
@@ -197,20 +219,26 @@ def trial_task(splits_ref: list, model_config, train_config) -> dict:
                 "epoch_s": metrics["epoch_s"],
                 "train_segments": metrics["train_segments"],
                 "segments_per_s": metrics["segments_per_s"],
+                "startup_s": metrics["startup_s"],
             }
         )
 
     started = time.time()
     final = fit(
-        model_config, train_config, ray.get(splits_ref[0]), report, Placement(device=device)
+        model_config,
+        train_config,
+        ray.get(splits_ref[0]),
+        report,
+        Placement(device=device, started_at=run_started_at()),
     )
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    on_gpu = device.type == "cuda"
     return {
         "started": started,
         "reports": reports,
         "device": final.get("device"),
         "note": note,
-        "torch_peak_gib": peak,
+        "torch_peak_gib": torch.cuda.max_memory_allocated() / 2**30 if on_gpu else None,
+        "torch_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if on_gpu else None,
         "test_acc": final.get("test_acc"),
     }
 
@@ -233,7 +261,9 @@ def throughput(
     import ray
 
     k = side.trials
-    config = dataclasses.replace(base_config, compile=side.compile)
+    config = dataclasses.replace(
+        base_config, compile=side.compile, kernels=side.kernels, gpus_per_worker=1 / k
+    )
     # max_calls=1: each trial's process exits with it, so no CUDA cache outlives its trial
     task = ray.remote(max_calls=1)(trial_task)
     sampler.start()
@@ -278,7 +308,11 @@ def throughput(
             for run in runs
         ],
         "first_epoch_s": [round(run["reports"][0]["epoch_s"], 2) for run in runs],
+        # process start to the end of the first step (imports, CUDA, data, compile)
+        "startup_s": [round(run["reports"][0]["startup_s"], 2) for run in runs],
         "torch_peak_gib_per_trial": max((run["torch_peak_gib"] or 0) for run in runs) or None,
+        "torch_reserved_gib_per_trial": max((run["torch_reserved_gib"] or 0) for run in runs)
+        or None,
         "device": runs[0]["device"],
         "note": runs[0]["note"],
         **sampler.summary(window_start, window_end),
@@ -299,7 +333,10 @@ def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler, s
     )
     raw = json.loads(json.dumps(space.raw))
     raw.setdefault("train", {})["compile"] = side.compile
-    raw.setdefault("resources", {})["gpu"] = 1 / side.trials
+    raw["train"]["kernels"] = side.kernels
+    raw.setdefault("resources", {})["gpu"] = (
+        side.trials if side.trials == "auto" else 1 / side.trials
+    )
     space = parse_space(raw, space.source, default_name=space.name)
     storage = Path(tempfile.mkdtemp(prefix="gpu-bench-storage-"))
     results = work / "search"
@@ -369,16 +406,21 @@ def markdown(report: dict) -> str:
         f"Data: {report.get('data', {}).get('clips')} synthetic clips, "
         f"{report.get('data', {}).get('train_segments')} train segments.",
         "",
-        "| side (mode:trials[:mps]) | aggregate segments/s | per trial | first epoch s "
-        "| GPU util % | GPU mem peak GiB |",
-        "|---|---:|---|---|---:|---:|",
+        "| side (mode:trials[:mps][:kernels]) | aggregate segments/s | per trial | first "
+        "epoch s | start-up s (process to first step) | GPU util % | GPU mem peak GiB (NVML) "
+        "| torch peak / reserved GiB per trial |",
+        "|---|---:|---|---|---|---:|---:|---|",
     ]
     for row in report.get("sides", []):
         lines.append(
             f"| {row['side']} | {row['aggregate_segments_per_s']} | "
             f"{row['per_trial_segments_per_s']} | {row['first_epoch_s']} | "
-            f"{row['gpu_util_pct']} | {row['gpu_mem_peak_gib']} |"
+            f"{row.get('startup_s')} | {row['gpu_util_pct']} | {row['gpu_mem_peak_gib']} | "
+            f"{_gib(row.get('torch_peak_gib_per_trial'))} / "
+            f"{_gib(row.get('torch_reserved_gib_per_trial'))} |"
         )
+    if "auto" in report:
+        lines += ["", f"`--trials-per-gpu auto` here: {report['auto']}"]
     if "search" in report:
         s = report["search"]
         lines += [
@@ -396,10 +438,45 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fastest(rows: list[dict]) -> Side | None:
+def _gib(value) -> str:
+    return f"{value:.2f}" if value else "n/a"
+
+
+def auto_trials(shards: str, model_config, base, args) -> tuple[int, str]:
+    """K that ``--trials-per-gpu auto`` gives on this machine's GPU for these shards, and the
+    line that says why (raysearch.search.packing; the CPUs bound it too)."""
+    import torch
+
+    from raysearch.model import SECNN, count_parameters
+    from raysearch.search.gpu_share import split_sizes
+    from raysearch.search.packing import GIB, Network, trial_memory, trials_per_gpu
+
+    network = Network(
+        model_config.channels,
+        model_config.input_shape,
+        count_parameters(SECNN(model_config)),
+        se_blocks=model_config.se_blocks,
+        dropout=model_config.dropout,
+        batch_size=base.batch_size,
+        eval_batch_size=base.eval_batch_size or 256,
+        kernels=args.auto_kernels,
+        compiled=True,
+    )
+    if torch.cuda.is_available():
+        memory, name = (
+            torch.cuda.get_device_properties(0).total_memory,
+            torch.cuda.get_device_name(0),
+        )
+    else:  # a CPU dry run: an H200's memory, to exercise the arithmetic
+        memory, name = int(140 * GIB), "no GPU: an H200's 140 GiB assumed (dry run)"
+    packing = trials_per_gpu(memory, trial_memory(network, split_sizes(shards)), os.cpu_count())
+    return packing.trials, f"{packing.describe()}; {name}; kernels {args.auto_kernels}"
+
+
+def fastest(rows: list[dict], sides: list[Side]) -> Side | None:
     """The side with the highest aggregate segments/s, or None when none was measured."""
     best = max(rows, key=lambda row: row["aggregate_segments_per_s"], default=None)
-    return Side.parse(best["side"]) if best else None
+    return next(side for side in sides if side.name == best["side"]) if best else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,10 +488,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per clip")
     parser.add_argument(
         "--sides",
-        # the baseline and the likeliest winners first: what does not fit before the search's
-        # budget is skipped (on the H100, data and about 3 sides fit in 450 s)
-        default="eager:4,default:4:mps,default:8:mps,eager:4:mps,default:4,eager:8:mps",
-        help="MODE:K[:mps] measurements, in order (see the module docstring)",
+        # today's best first (the baseline of every lever), then the levers: what does not fit
+        # before the search's budget is skipped (on the H100, data and about 3 sides fit in 450 s)
+        default="default:8:mps,default:8:mps:select-conv1,default:8:mps:select,default:auto:mps",
+        help="MODE:K[:mps][:KERNELS] measurements, in order (see the module docstring); K may "
+        "be auto (raysearch.search.packing)",
+    )
+    parser.add_argument(
+        "--auto-kernels",
+        default="aten",
+        help="the kernels --trials-per-gpu auto's arithmetic assumes for auto sides",
     )
     parser.add_argument("--epochs", type=int, default=2, help="epochs per trial of a side")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -469,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
     model_config = model_config_for(shards)
     base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=0, use_gpu=use_gpu)
     sampler = GpuSampler()
+    auto_k, report["auto"] = auto_trials(shards, model_config, base, args)
+    say(f"--trials-per-gpu auto: {report['auto']}")
+    sides = [dataclasses.replace(s, trials=auto_k) if s.auto else s for s in sides]
     save()
     report["sides"] = []
     for side in sides:
@@ -500,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
             if side.mps:
                 mps.stop()
         save()
-    chosen = Side.parse(args.search_side) if args.search_side else fastest(report["sides"])
+    chosen = Side.parse(args.search_side) if args.search_side else fastest(report["sides"], sides)
     budget = min(args.search_budget_s, left() - 45)
     if chosen is not None and budget > 30:
         try:

@@ -17,6 +17,12 @@ over frequency and time → one linear layer (``head="gap"``, after M. Lin, Q. C
 ``C_last * F' * T' * n_classes``, and any input size that survives the poolings. The network
 standardises its input with the training set's mean and std, stored as buffers, so a
 checkpoint carries everything prediction needs.
+
+How the network runs, without changing what it computes (``SECNN(config, kernels, pad_se)``):
+``kernels`` picks how a block's conv → ReLU → max-pool runs (:mod:`raysearch.ops`), and
+``pad_se`` pads every SE bottleneck to C units with the extra ones held at zero, so that the
+compiled graph is the same for every r (:class:`SEBlock`). State dicts, and so checkpoints,
+are the unpadded network's either way.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from raysearch.errors import UserError
+from raysearch.ops import KERNELS, conv1_relu_max_pool2x2, relu_max_pool2x2
 
 DEFAULT_CHANNELS = (32, 64, 128, 256, 128)
 HEADS = ("dense", "gap")  # see SECNN.head_input
@@ -87,36 +94,112 @@ def reduced_width(channels: int, ratio: float) -> int:
 
 
 class SEBlock(nn.Module):
-    """Squeeze-and-excitation (Hu et al.): rescale each channel by a learned gate in (0, 1)."""
+    """Squeeze-and-excitation (Hu et al.): rescale each channel by a learned gate in (0, 1).
 
-    def __init__(self, channels: int, ratio: float) -> None:
+    ``padded``: the bottleneck has C units, of which the first ``max(1, round(C / r))`` are
+    the network's and the rest are held at zero (their weights start at 0, their activations
+    are masked, so their gradients are 0 and Adam, weight decay included, leaves them at 0).
+    The layers' shapes then no longer depend on r, so one compiled graph serves every ratio.
+    The real part is initialised as the unpadded block's, from the same random draws; state
+    dicts hold only the real part (a padded block loads an unpadded one's and vice versa)."""
+
+    def __init__(self, channels: int, ratio: float, padded: bool = False) -> None:
         super().__init__()
-        hidden = reduced_width(channels, ratio)
-        self.reduce = nn.Linear(channels, hidden)
-        self.expand = nn.Linear(hidden, channels)
+        self.hidden = reduced_width(channels, ratio)
+        self.reduce = nn.Linear(channels, self.hidden)
+        self.expand = nn.Linear(self.hidden, channels)
+        self.padded = padded and self.hidden < channels  # r <= 1: C / r units, nothing to pad
+        self.padding = 0  # parameters that are padding, not the network's
+        if self.padded:
+            self._pad_to(channels)
+
+    def _pad_to(self, width: int) -> None:
+        extra = width - self.hidden
+        with torch.no_grad():  # zeros after the real units: no random draw, none shifted
+            self.reduce.weight = nn.Parameter(F.pad(self.reduce.weight, (0, 0, 0, extra)))
+            self.reduce.bias = nn.Parameter(F.pad(self.reduce.bias, (0, extra)))
+            self.expand.weight = nn.Parameter(F.pad(self.expand.weight, (0, extra)))
+        self.reduce.out_features = self.expand.in_features = width
+        self.register_buffer("live", torch.arange(width) < self.hidden, persistent=False)
+        self.padding = extra * (2 * self.expand.out_features + 1)
+        self.register_state_dict_post_hook(_without_padding)
+        self.register_load_state_dict_pre_hook(_with_padding)
 
     def excite(self, squeezed: torch.Tensor) -> torch.Tensor:
         """The gate (B, C) from the channel means (B, C): the only layers whose width
         depends on r (``compile_model(share_se=True)`` keeps them out of compiled graphs)."""
-        return torch.sigmoid(self.expand(F.relu(self.reduce(squeezed))))
+        hidden = F.relu(self.reduce(squeezed))  # (B, C / r), or (B, C) padded
+        if self.padded:
+            hidden = torch.where(self.live, hidden, 0)  # the padding stays 0, and so its grads
+        return torch.sigmoid(self.expand(hidden))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         squeezed = x.mean(dim=(2, 3))  # (B, C)
         return x * self.excite(squeezed)[:, :, None, None]  # (B, C, H, W)
 
 
-class ConvBlock(nn.Module):
-    """3x3 conv (same padding) → ReLU → 2x2 max-pool → dropout → optional SE block."""
+def _without_padding(block: SEBlock, state_dict: dict, prefix: str, local_metadata) -> None:
+    """state_dict post-hook of a padded SE block: its real units only (copies, so that a saved
+    checkpoint does not carry the padded storage)."""
+    real = block.hidden
+    for key, cut in (("reduce.weight", (slice(0, real),)), ("reduce.bias", (slice(0, real),)),
+                     ("expand.weight", (slice(None), slice(0, real)))):  # fmt: skip
+        if prefix + key in state_dict:
+            state_dict[prefix + key] = state_dict[prefix + key][cut].clone()
 
-    def __init__(self, c_in: int, c_out: int, dropout: float, ratio: float | None) -> None:
+
+def _with_padding(block: SEBlock, state_dict: dict, prefix: str, *args) -> None:
+    """load_state_dict pre-hook of a padded SE block: an unpadded block's tensors, zero-padded."""
+    shapes = {"reduce.weight": block.reduce.weight.shape, "reduce.bias": block.reduce.bias.shape,
+              "expand.weight": block.expand.weight.shape}  # fmt: skip
+    for key, shape in shapes.items():
+        value = state_dict.get(prefix + key)
+        if value is None or value.shape == shape:
+            continue
+        padded = value.new_zeros(shape)
+        padded[tuple(slice(0, n) for n in value.shape)] = value
+        state_dict[prefix + key] = padded
+
+
+class ConvBlock(nn.Module):
+    """3x3 conv (same padding) → ReLU → 2x2 max-pool → dropout → optional SE block.
+
+    ``kernels`` (:data:`raysearch.ops.KERNELS`): ``aten`` runs ``F.relu`` and
+    ``F.max_pool2d``; ``select`` runs :func:`raysearch.ops.relu_max_pool2x2`; ``select-conv1``
+    also computes a one-input-channel conv inside the pooling
+    (:func:`raysearch.ops.conv1_relu_max_pool2x2`). The same function each way."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        dropout: float,
+        ratio: float | None,
+        kernels: str = "aten",
+        pad_se: bool = False,
+    ) -> None:
         super().__init__()
+        if kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
         self.conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
         self.dropout = nn.Dropout(dropout)
-        self.se = SEBlock(c_out, ratio) if ratio is not None else nn.Identity()
+        self.se = SEBlock(c_out, ratio, pad_se) if ratio is not None else nn.Identity()
+        self.kernels = "select" if kernels == "select-conv1" and c_in != 1 else kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.conv(x)), 2)  # (B, C, H, W) → (B, C_out, H/2, W/2)
+        if self.kernels == "select-conv1":  # (B, 1, H, W) → (B, C_out, H/2, W/2), one pass
+            x = conv1_relu_max_pool2x2(x, self.conv.weight, self.conv.bias, _autocast_dtype(x))
+        elif self.kernels == "select":
+            x = relu_max_pool2x2(self.conv(x))  # (B, C, H, W) → (B, C_out, H/2, W/2)
+        else:
+            x = F.max_pool2d(F.relu(self.conv(x)), 2)  # (B, C, H, W) → (B, C_out, H/2, W/2)
         return self.se(self.dropout(x))
+
+
+def _autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The dtype autocast gives a conv's output on ``x``'s device, or None outside autocast."""
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
 
 
 class GlobalAveragePool(nn.Module):
@@ -128,9 +211,10 @@ class GlobalAveragePool(nn.Module):
 
 class SECNN(nn.Module):
     """Five conv blocks with SE blocks, then the head: flatten or global average pool, one
-    linear layer (softmax lives in the loss)."""
+    linear layer (softmax lives in the loss). ``kernels`` and ``pad_se``: how it runs
+    (:class:`ConvBlock`, :class:`SEBlock`), not what it computes."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, kernels: str = "aten", pad_se: bool = False) -> None:
         super().__init__()
         self.config = config
         widths = (1, *config.channels)
@@ -141,6 +225,8 @@ class SECNN(nn.Module):
                     widths[i + 1],
                     config.dropout,
                     config.ratio if i + 1 in config.se_blocks else None,
+                    kernels,
+                    pad_se,
                 )
                 for i in range(len(config.channels))
             )
@@ -170,4 +256,6 @@ class SECNN(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Trainable parameters of the network, not counting a padded SE block's padding."""
+    padding = sum(m.padding for m in model.modules() if isinstance(m, SEBlock))
+    return sum(p.numel() for p in model.parameters() if p.requires_grad) - padding

@@ -57,3 +57,13 @@ def test_tune_no_baseline_skips_the_classical_baseline():
 
     assert build_parser().parse_args([]).baseline is True
     assert build_parser().parse_args(["--no-baseline"]).baseline is False
+
+
+def test_trials_per_gpu_takes_a_number_or_auto():
+    from raysearch.commands.tune import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--trials-per-gpu", "auto"]).trials_per_gpu == "auto"
+    assert parser.parse_args(["--trials-per-gpu", "8"]).trials_per_gpu == 8
+    code, text = run("tune", "--space", "ratio", "--trials-per-gpu", "many")
+    assert code == 2 and "expected a whole number or auto, got 'many'" in text

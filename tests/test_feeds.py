@@ -52,3 +52,16 @@ def test_a_limit_keeps_a_seeded_subset():
     a = DeviceBatches(genre_sorted(), 16, seed=3, device=torch.device("cpu"), limit=64)
     b = DeviceBatches(genre_sorted(), 16, seed=3, device=torch.device("cpu"), limit=64)
     assert len(a) == 64 and torch.equal(a.y, b.y)
+
+
+def test_a_released_split_lets_its_memory_go():
+    """A run that trains no more drops its train split before the test split comes to the
+    device, so the two never hold memory together."""
+    import weakref
+
+    split = genre_sorted()
+    feed = DeviceBatches(split, batch_size=32, seed=0, device=torch.device("cpu"), limit=100)
+    held = weakref.ref(feed.x)  # a subset: a tensor of the feed's own, not the array's memory
+    feed.release()
+    assert held() is None
+    assert feed.x.shape == (0, 4, 4) and feed.y.shape == (0,)

@@ -18,7 +18,13 @@ from tests.autoscaling_cluster import FakeAutoscalingCluster
 
 pytestmark = pytest.mark.slow
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
-GPU_NODE = {"resources": {"CPU": 1, "GPU": 1}, "min_workers": 0, "max_workers": 1}
+# the GPU's memory declared as cluster/gpu.yaml does: resources.gpu: auto reads it before the
+# node exists
+GPU_NODE = {
+    "resources": {"CPU": 1, "GPU": 1, "gpu_memory_gib": 22},
+    "min_workers": 0,
+    "max_workers": 1,
+}
 
 
 def _module(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -38,7 +44,7 @@ def test_search_makes_the_autoscaler_launch_a_gpu_node(tmp_path):
         .read_text()
         .replace("name: smoke", "name: gpu-demand")
         .replace("trials: 3", "trials: 2")
-        .replace("  cpu: 1\n  gpu: 0.1", "  cpu: 0.5\n  gpu: 0.5")  # two trials on one GPU node
+        .replace("  cpu: 1\n  gpu: 0.1", "  cpu: 0.5\n  gpu: auto")  # K from memory and CPUs
     )
     # The shards first, on a local Ray instance of their own: prepare's CPU work on the fake
     # cluster would make its autoscaler launch the GPU node type (its only one) before the search.
@@ -67,6 +73,10 @@ def test_search_makes_the_autoscaler_launch_a_gpu_node(tmp_path):
         decided = "trials on GPUs (0 GPU(s) now, up to 1 from autoscaled node types [gpu_node]"
         assert decided in output, output[-4000:]
         assert str(cluster.config_file) in output
+        # K before the GPU node is up: its declared memory fits many of these small trials,
+        # its one CPU two of them at 0.5 CPU each
+        packed = "resources.gpu: auto: 2 trials per GPU, bound by CPUs (22.0 GiB GPU"
+        assert packed in output and "declared by the GPU nodes' gpu_memory_gib" in output
         assert "up to 2 at once" in output  # 0.5 GPU each on the one GPU the cluster can have
         assert "Adding 1 node(s) of type gpu_node" in output  # the autoscaler's own log line
         # no MPS daemon on this machine: GPU trials say so, the search once for their node

@@ -184,3 +184,105 @@ def test_compile_gives_networks_of_every_se_ratio_the_same_graphs():
     assert len(shared[0]) > 1  # a graph break at each SE block's layers
     assert shared[0] == shared[1]
     assert len(whole[0]) == 1 and whole[0] != whole[1]  # the SE layers' shapes differ
+
+
+def test_select_kernels_train_exactly_as_aten_does(splits, tmp_path):
+    """ReLU → max-pool as one op (raysearch.ops): the same run, float for float."""
+    aten, _ = run(splits, tmp_path, "aten")
+    select, _ = run(splits, tmp_path, "select", kernels="select")
+    for column in ("train_loss", "val_loss", "best_val_acc", "test_acc"):
+        assert select[column] == aten[column]
+
+
+def test_padded_se_gives_networks_of_every_ratio_one_graph():
+    """With padded SE bottlenecks (what a compiled run builds) the graph Dynamo hands the
+    compiler, and its inputs' shapes, are the same for every r, so Inductor's cache, keyed on
+    both, serves a second ratio's compile; and it computes what the eager network computes."""
+    from raysearch.model import SECNN
+    from raysearch.training.loop import compile_model
+
+    def graphs_of(ratio: float, pad_se: bool) -> list[tuple]:
+        graphs = []
+
+        def recording_backend(graph_module, example_inputs):
+            shapes = tuple(tuple(t.shape) for t in example_inputs if hasattr(t, "shape"))
+            graphs.append((graph_module.code, shapes))
+            return graph_module.forward
+
+        torch.manual_seed(0)
+        model = SECNN(dataclasses.replace(MODEL, ratio=ratio), pad_se=pad_se).eval()
+        x = torch.randn(2, *SHAPE) * 10 - 30
+        compiled = compile_model(model, "default", recording_backend)
+        torch.manual_seed(0)
+        torch.testing.assert_close(compiled(x), SECNN(dataclasses.replace(MODEL, ratio=ratio))(x))
+        return graphs
+
+    try:
+        padded = [graphs_of(ratio, pad_se=True) for ratio in (2, 3, 8)]
+        plain = [graphs_of(ratio, pad_se=False) for ratio in (2, 8)]
+    finally:
+        torch._dynamo.reset()
+    assert len(padded[0]) == 1  # one whole graph, no break
+    assert padded[0] == padded[1] == padded[2]
+    assert plain[0] != plain[1]
+
+
+def test_a_padded_run_resumes_unpadded_and_the_other_way_round(tmp_path):
+    """A compiled run's resume state (padded SE, Adam moments of the padded shapes) goes on in
+    an eager run (unpadded), and back: the moments are cut or zero-padded to fit."""
+    from raysearch.model import SECNN
+    from raysearch.training.checkpoint import save_checkpoint
+    from raysearch.training.loop import Progress, load_resume_state, save_resume_state
+
+    x = torch.randn(4, 1, *SHAPE)
+    config = dataclasses.replace(MODEL, ratio=3.0)
+
+    def step(model, optimizer):
+        torch.manual_seed(1)
+        model(x).square().mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    for saved_padded in (True, False):
+        torch.manual_seed(0)
+        model = SECNN(config, pad_se=saved_padded)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        step(model, optimizer)
+        folder = str(tmp_path / f"saved-padded-{saved_padded}")
+        os.makedirs(folder)
+        save_checkpoint(model.state_dict(), config, {}, {}, 1, {}, folder)
+        generator = torch.Generator()
+        save_resume_state(folder, model, optimizer, Progress(epoch=1), generator)
+        resumed = SECNN(config, pad_se=not saved_padded)
+        resumed_optimizer = torch.optim.Adam(resumed.parameters(), lr=0.01)
+        load_resume_state(folder, resumed, resumed_optimizer, torch.device("cpu"), generator)
+        step(model, optimizer)
+        step(resumed, resumed_optimizer)  # Adam's second step needs the first one's moments
+        for name, value in model.state_dict().items():
+            torch.testing.assert_close(resumed.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_second_ratio_compiles_from_the_cache_of_the_first(splits, tmp_path, monkeypatch):
+    """Two compiled runs of two ratios, an empty Inductor cache: the second finds the first
+    one's graphs there (forward and backward), and both report the network's real size."""
+    from torch._dynamo.utils import counters
+
+    from raysearch.model import SECNN, count_parameters
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    hits, sizes = [], []
+    try:
+        for ratio in (2.0, 8.0):
+            before = counters["inductor"]["fxgraph_cache_hit"]
+            recorder = Recorder(tmp_path / f"r{ratio}")
+            os.makedirs(recorder.folder)
+            config = TrainConfig(epochs=1, batch_size=16, patience=0, compile="default")
+            model = dataclasses.replace(MODEL, ratio=ratio)
+            fit(model, config, splits, recorder, Placement(torch.device("cpu")))
+            hits.append(counters["inductor"]["fxgraph_cache_hit"] - before)
+            sizes.append((recorder.metrics[0]["n_params"], count_parameters(SECNN(model))))
+    finally:
+        torch._dynamo.reset()
+    assert hits[0] == 0 and hits[1] >= 2  # forward and backward graphs
+    assert all(reported == real for reported, real in sizes) and sizes[0] != sizes[1]

@@ -171,3 +171,157 @@ def test_gap_head_is_the_mean_of_the_last_block():
 def test_unknown_head_is_named_with_the_allowed_values():
     with pytest.raises(ModelConfigError, match="head must be one of dense, gap, got 'max'"):
         ModelConfig(head="max")
+
+
+def train_step_grads(model: SECNN, x: torch.Tensor, seed: int = 0):
+    """Logits and every parameter's gradient (by state-dict name) of one training step."""
+    model.train()
+    torch.manual_seed(seed)  # the same dropout masks
+    logits = model(x)
+    logits.square().mean().backward()
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    return logits.detach(), grads
+
+
+def test_select_kernels_compute_exactly_what_aten_computes():
+    """ReLU → max-pool as one op with a 1-byte window slot: the same network, float for float,
+    forward and every gradient (raysearch.ops)."""
+    x = torch.randn(2, 1, 513, 129) * 20 - 40
+    results = {}
+    for kernels in ("aten", "select"):
+        torch.manual_seed(0)
+        results[kernels] = train_step_grads(SECNN(ModelConfig(), kernels), x)
+    assert torch.equal(results["aten"][0], results["select"][0])
+    for name, grad in results["aten"][1].items():
+        assert torch.equal(grad, results["select"][1][name]), name
+
+
+def test_select_conv1_computes_what_aten_computes_to_float32_rounding():
+    config = ModelConfig(channels=(8, 8, 8, 8, 8), input_shape=(65, 33), dropout=0.0)
+    x = torch.randn(3, 1, 65, 33) * 20 - 40
+    results = {}
+    for kernels in ("aten", "select-conv1"):
+        torch.manual_seed(0)
+        model = SECNN(config, kernels)
+        results[kernels] = train_step_grads(model, x)
+        assert list(model.state_dict()) == list(SECNN(config).state_dict())  # checkpoints load
+    torch.testing.assert_close(results["aten"][0], results["select-conv1"][0])
+    for name, grad in results["aten"][1].items():
+        theirs = results["select-conv1"][1][name]
+        torch.testing.assert_close(theirs, grad, rtol=1e-4, atol=1e-5 * grad.abs().max())
+
+
+def test_unknown_kernels_are_named():
+    with pytest.raises(ValueError, match="kernels must be one of aten, select, select-conv1"):
+        SECNN(ModelConfig(), kernels="triton")
+
+
+SMALL = ModelConfig(channels=(8, 16, 16, 32, 16), input_shape=(64, 33), ratio=5.3, dropout=0.1)
+
+
+def test_padded_se_starts_as_the_unpadded_network_and_leaves_the_random_stream_alone():
+    torch.manual_seed(0)
+    plain = SECNN(SMALL)
+    after_plain = torch.rand(4)
+    torch.manual_seed(0)
+    padded = SECNN(SMALL, pad_se=True)
+    after_padded = torch.rand(4)
+    assert torch.equal(after_plain, after_padded)
+    widths = [(m.hidden, m.reduce.out_features) for m in padded.modules() if isinstance(m, SEBlock)]
+    assert widths == [(2, 8), (3, 16), (3, 16), (6, 32), (3, 16)]  # round(C / 5.3), padded to C
+    state, padded_state = plain.state_dict(), padded.state_dict()
+    assert list(state) == list(padded_state)
+    for name, value in state.items():
+        assert torch.equal(value, padded_state[name]), name
+    assert count_parameters(padded) == count_parameters(plain)  # the real count
+    assert sum(p.numel() for p in padded.parameters()) > count_parameters(plain)
+
+
+def test_padded_se_trains_as_the_unpadded_network_and_its_padding_stays_zero():
+    """Same seed, same batches: the same losses and weights up to the matrix products' float32
+    rounding (a product's summation order depends on its width), for several Adam steps with
+    weight decay; the padding's gradients are exactly 0 and its weights stay exactly 0."""
+    x = torch.randn(4, 1, 64, 33)
+    models, optimizers = {}, {}
+    for padded in (False, True):
+        torch.manual_seed(0)
+        models[padded] = SECNN(SMALL, pad_se=padded)
+        optimizers[padded] = torch.optim.Adam(
+            models[padded].parameters(), lr=0.01, weight_decay=0.1
+        )
+    for step in range(4):
+        losses = {}
+        for padded, model in models.items():
+            logits, grads = train_step_grads(model, x, seed=step)
+            losses[padded] = logits.square().mean()
+            optimizers[padded].step()
+            optimizers[padded].zero_grad()
+        torch.testing.assert_close(losses[True], losses[False], rtol=1e-5, atol=0)
+    for block in (m for m in models[True].modules() if isinstance(m, SEBlock)):
+        real = block.hidden
+        assert (
+            block.reduce.weight[real:].abs().sum() == 0
+            and block.reduce.bias[real:].abs().sum() == 0
+        )
+        assert block.expand.weight[:, real:].abs().sum() == 0
+    plain, padded = models[False].state_dict(), models[True].state_dict()
+    for name, value in plain.items():
+        torch.testing.assert_close(padded[name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_padding_gradients_are_exactly_zero():
+    torch.manual_seed(0)
+    model = SECNN(SMALL, pad_se=True)
+    train_step_grads(model, torch.randn(2, 1, 64, 33))
+    real_grads = 0.0
+    for block in (m for m in model.modules() if isinstance(m, SEBlock)):
+        real = block.hidden
+        assert block.reduce.weight.grad[real:].abs().sum() == 0
+        assert block.reduce.bias.grad[real:].abs().sum() == 0
+        assert block.expand.weight.grad[:, real:].abs().sum() == 0
+        real_grads += float(block.expand.weight.grad[:, :real].abs().sum())
+    assert real_grads > 0
+
+
+def test_padded_and_unpadded_networks_load_each_others_checkpoints(tmp_path):
+    from raysearch.training.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    padded = SECNN(SMALL, pad_se=True)
+    with torch.no_grad():
+        for p in padded.parameters():
+            p.add_(0.01)  # trained: the padding moved too, the checkpoint must not carry it
+    folder = save_checkpoint(padded.state_dict(), SMALL, {}, {}, 1, {}, str(tmp_path))
+    loaded, payload = load_checkpoint(folder)  # what raysearch predict does: a plain SECNN
+    x = torch.randn(2, 1, 64, 33)
+    block = next(m for m in padded.modules() if isinstance(m, SEBlock))
+    with torch.no_grad():
+        block.reduce.weight[block.hidden :] = 0  # the padding as training keeps it
+        block.expand.weight[:, block.hidden :] = 0
+        block.reduce.bias[block.hidden :] = 0
+    torch.testing.assert_close(loaded(x), padded.eval()(x))
+    again = SECNN(SMALL, pad_se=True)
+    again.load_state_dict(loaded.state_dict())  # and back: zero-padded
+    torch.testing.assert_close(again.eval()(x), loaded(x))
+    assert again.blocks[0].se.reduce.weight.shape == (8, 8)
+
+
+def test_ratios_at_or_below_one_are_not_padded():
+    block = SEBlock(8, 0.5, padded=True)  # 16 units: more than C, nothing to pad
+    assert block.reduce.out_features == 16 and not block.padded and block.padding == 0
+
+
+def test_the_padding_is_inert_whatever_it_holds():
+    """The mask, not only the zeros the padding starts with, keeps it out of the function."""
+    torch.manual_seed(0)
+    plain = SECNN(SMALL).eval()
+    torch.manual_seed(0)
+    padded = SECNN(SMALL, pad_se=True).eval()
+    with torch.no_grad():
+        for block in (m for m in padded.modules() if isinstance(m, SEBlock)):
+            real = block.hidden
+            block.reduce.weight[real:] = torch.randn_like(block.reduce.weight[real:])
+            block.reduce.bias[real:] = 1.0  # the padded units would fire
+            block.expand.weight[:, real:] = torch.randn_like(block.expand.weight[:, real:])
+    x = torch.randn(2, 1, 64, 33)
+    torch.testing.assert_close(padded(x), plain(x))

@@ -25,6 +25,9 @@ def test_seed_and_training_settings_count_placement_does_not():
     assert key(lr=0.003) != key()
     assert key(freq_masks=2) != key()
     assert key(workers=2, use_gpu=True, torch_threads=4, compile="default") == key()
+    # how the blocks run (raysearch.ops) and a compiled run's padded SE blocks (not a setting:
+    # SECNN(pad_se=True)) compute the same network
+    assert key(kernels="select-conv1", compile="default") == key()
 
 
 def test_a_recorded_network_is_found_again(tmp_path):

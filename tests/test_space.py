@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from raysearch.search.space import SpaceError, load_space, parse_space, scale_width
+from raysearch.search.space import AUTO, SpaceError, load_space, parse_space, scale_width
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -144,7 +144,7 @@ def test_overrides_keep_validation():
 def test_trials_per_gpu_sets_each_trials_share_of_a_gpu():
     from raysearch.search.run import concurrency_for
 
-    space = load_space(SPACES / "ratio.yaml")  # gpu: 0.25
+    space = load_space(SPACES / "ratio.yaml")  # gpu: auto
     eight = space.with_overrides(trials_per_gpu=8)
     assert eight.resources.gpu == 0.125 and eight.raw["resources"]["gpu"] == 0.125
     assert concurrency_for(eight, cpus=16, gpus=1) == 8
@@ -156,6 +156,39 @@ def test_trials_per_gpu_sets_each_trials_share_of_a_gpu():
     cpu_only = parse_space({**space.raw, "resources": {"gpu": 0}}, "cpu.yaml")
     with pytest.raises(SpaceError, match=r"--trials-per-gpu: cpu.yaml is CPU-only"):
         cpu_only.with_overrides(trials_per_gpu=2)
+
+
+def test_packaged_gpu_spaces_pack_trials_by_memory():
+    for name in ("ratio", "channels", "se_blocks", "augment", "joint"):
+        space = load_space(SPACES / f"{name}.yaml")
+        assert space.resources.gpu == AUTO, name
+        assert space.resources.gpu_share == 1.0  # until decided (raysearch.search.gpu_share)
+        _, train = space.configs_for({})
+        assert train.gpus_per_worker == 1.0
+
+
+def test_trials_per_gpu_auto_gives_way_to_a_number_the_space_sets():
+    space = load_space(SPACES / "ratio.yaml")
+    quarter = space.with_overrides(trials_per_gpu=4)
+    assert quarter.with_overrides(trials_per_gpu=AUTO).resources.gpu == 0.25
+    unset = parse_space({**space.raw, "resources": {"cpu": 1}}, "unset.yaml")
+    assert unset.resources.gpu == 1.0
+    assert unset.with_overrides(trials_per_gpu=AUTO).resources.gpu == AUTO
+    assert space.with_overrides(trials_per_gpu=AUTO).resources.gpu == AUTO
+    ddp = parse_space({**space.raw, "resources": {"workers": 2, "gpu": 1}}, "ddp.yaml")
+    with pytest.raises(SpaceError, match=r"--trials-per-gpu auto: ddp.yaml trains each trial"):
+        ddp.with_overrides(trials_per_gpu=AUTO)
+    cpu_only = parse_space({**space.raw, "resources": {"gpu": 0}}, "cpu.yaml")
+    with pytest.raises(SpaceError, match=r"--trials-per-gpu: cpu.yaml is CPU-only"):
+        cpu_only.with_overrides(trials_per_gpu=AUTO)
+
+
+def test_gpu_auto_is_for_one_worker_trials_and_other_words_are_refused():
+    raw = load_space(SPACES / "ratio.yaml").raw
+    with pytest.raises(SpaceError, match=r"ddp.yaml: resources.gpu: auto packs one-worker"):
+        parse_space({**raw, "resources": {"workers": 2, "gpu": "auto"}}, "ddp.yaml")
+    with pytest.raises(SpaceError, match=r"resources.gpu: must be a number or auto, got 'max'"):
+        parse_space({**raw, "resources": {"gpu": "max"}}, "bad.yaml")
 
 
 def test_a_test_metric_or_unknown_metric_is_rejected(tmp_path):

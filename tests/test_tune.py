@@ -217,7 +217,7 @@ def test_existing_experiment_needs_resume(smoke_run, tiny_shards, tmp_path):
 
 
 def test_concurrency_fits_the_cluster():
-    space = load_space(SPACES / "ratio.yaml")  # 1 worker, 1 CPU, 0.25 GPU per trial
+    space = load_space(SPACES / "ratio.yaml").with_overrides(trials_per_gpu=4)  # 1 CPU, 1/4 GPU
     assert concurrency_for(space, cpus=2) == 2
     assert concurrency_for(space, cpus=16, gpus=1) == 4
     assert concurrency_for(space, cpus=64, gpus=8) == 32

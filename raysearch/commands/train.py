@@ -22,6 +22,7 @@ from raysearch.commands.options import (
 )
 from raysearch.errors import UserError
 from raysearch.model import ModelConfig
+from raysearch.ops import KERNELS
 from raysearch.storage import normalize
 from raysearch.training.config import COMPILE_MODES, TrainConfig
 
@@ -78,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch.compile mode; auto compiles on CUDA only (default: %(default)s; measured "
         "in docs/performance.md)",
     )
+    where.add_argument(
+        "--kernels",
+        choices=KERNELS,
+        default=TrainConfig.kernels,
+        help="how each block's conv → ReLU → max-pool runs, the same function each way: aten "
+        "(F.relu, F.max_pool2d), select (one op keeping a 1-byte window slot; its backward is "
+        "an elementwise select), select-conv1 (also block 1's one-channel conv inside it) "
+        "(default: %(default)s; docs/performance.md)",
+    )
     add_ray_arguments(parser)
     return parser
 
@@ -102,6 +112,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
         cpus_per_worker=args.cpus_per_worker,
         torch_threads=max(1, threads),
         compile=args.compile,
+        kernels=args.kernels,
     )
     return model, train
 

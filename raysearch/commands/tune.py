@@ -30,7 +30,7 @@ from raysearch.errors import UserError
 from raysearch.results.summary import finished
 from raysearch.search.profiles import PROFILES
 from raysearch.search.run import DEFAULT_STORAGE, run_search
-from raysearch.search.space import SearchSpace, SpaceError, load_space, packaged_spaces
+from raysearch.search.space import AUTO, SearchSpace, SpaceError, load_space, packaged_spaces
 from raysearch.storage import is_uri, join, normalize
 
 
@@ -92,13 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--trials-per-gpu",
-        type=int,
+        type=trials_per_gpu,
         default=None,
-        metavar="K",
-        help="trials sharing one GPU (resources.gpu = 1/K; default: the space's). Each "
-        "trial holds its train split and activations on the GPU: about 5-6 GiB on GTZAN-sized "
-        "data (docs/performance.md). On an 80 GB H100, 8 compiled trials under CUDA MPS "
-        "trained 1.68x the segments/s of 4 eager ones",
+        metavar="K|auto",
+        help="trials sharing one GPU: K (resources.gpu = 1/K), or auto: K from the GPU's "
+        "memory, the splits' size and the space's largest network, printed before the first "
+        "trial (the packaged spaces' resources.gpu: auto; a number the space sets wins over "
+        "auto). Default: the space's. Each trial holds its splits and activations on the GPU "
+        "(docs/performance.md, trials per GPU)",
     )
     parser.add_argument(
         "--storage",
@@ -162,6 +163,16 @@ def check_arguments(
         read_manifest(normalize(args.shards))
 
 
+def trials_per_gpu(text: str) -> int | str:
+    """argparse type of --trials-per-gpu: a whole number or auto."""
+    if text == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
+
+
 def search_space_for(args: argparse.Namespace, storage: str) -> SearchSpace:
     """The space to run: the file's (with --trials/--epochs/--repeats/--name), or on --resume
     the one the experiment started with, saved beside it. A resumed search never silently
@@ -175,6 +186,12 @@ def search_space_for(args: argparse.Namespace, storage: str) -> SearchSpace:
         if args.profile:
             space = PROFILES[args.profile].apply(space, args.trials)
         space = space.with_overrides(args.trials, args.epochs, args.repeats, args.trials_per_gpu)
+        if args.trials_per_gpu == AUTO and space.resources.gpu != AUTO:
+            print(
+                f"note: {space.source} sets resources.gpu: {space.resources.gpu:g}, which wins "
+                "over --trials-per-gpu auto",
+                flush=True,
+            )
         return space.renamed(args.name) if args.name else space
     for flag in ("trials", "epochs", "repeats", "trials_per_gpu"):
         if getattr(args, flag) is not None:

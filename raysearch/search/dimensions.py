@@ -123,7 +123,14 @@ BY_NAME = {d.name: d for d in DIMENSIONS}
 DERIVED = ("width",)
 # TrainConfig fields a space may fix in train: but never search (see the module docstring);
 # seed comes from the space's repeats, workers / CPUs / GPUs from its resources.
-RUNTIME_TRAIN_KEYS = ("torch_threads", "eval_batch_size", "amp", "channels_last", "compile")
+RUNTIME_TRAIN_KEYS = (
+    "torch_threads",
+    "eval_batch_size",
+    "amp",
+    "channels_last",
+    "compile",
+    "kernels",
+)
 
 
 def searchable() -> tuple[str, ...]:

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from raysearch.errors import UserError
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray's marker resource of the head node
+# a GPU node type's memory per GPU in GiB, declared as a resource (cluster/gpu.yaml), read
+# for resources.gpu: auto before the node exists (raysearch.search.gpu_share)
+GPU_MEMORY_RESOURCE = "gpu_memory_gib"
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 
 
@@ -30,6 +33,10 @@ class GpuCapacity:
     launchable: float  # GPUs the autoscaler can add (GPUs per node x max nodes, summed)
     node_types: tuple[str, ...] = ()  # the worker node types that bring GPUs
     source: str = ""  # where the node types were read ("" when no autoscaler was found)
+    # the smallest GPU memory (GiB) and CPUs per GPU that GPU node types or nodes declare (0:
+    # none declares it)
+    gpu_memory_gib: float = 0.0
+    cpus_per_gpu: float = 0.0
 
     @property
     def total(self) -> float:
@@ -69,6 +76,26 @@ def launchable_gpus(config: dict) -> tuple[float, tuple[str, ...]]:
             total += gpus * count
             names.append(name)
     return total, tuple(names)
+
+
+def declared_gpu_sizes(node_resources: list[dict]) -> tuple[float, float]:
+    """(GiB of memory per GPU, CPUs per GPU) of the smallest of these nodes' or node types'
+    ``resources`` that have GPUs; 0 where none declares it."""
+    gpu_nodes = [r for r in node_resources if float(r.get("GPU", 0) or 0) > 0]
+    memory = [float(r[GPU_MEMORY_RESOURCE]) for r in gpu_nodes if r.get(GPU_MEMORY_RESOURCE)]
+    cpus = [float(r["CPU"]) / float(r["GPU"]) for r in gpu_nodes if r.get("CPU")]
+    return min(memory, default=0.0), min(cpus, default=0.0)
+
+
+def node_type_resources(config: dict) -> list[dict]:
+    """The ``resources`` of an autoscaling config's worker node types."""
+    types = config.get("available_node_types") or {}
+    head = config.get("head_node_type")
+    return [
+        dict(t.get("resources") or {})
+        for name, t in types.items()
+        if name != head and isinstance(t, dict)
+    ]
 
 
 def _from_gcs() -> dict | None:
@@ -121,6 +148,7 @@ def gpu_capacity() -> GpuCapacity:
     import ray
 
     present = float(ray.cluster_resources().get("GPU", 0))
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
     config, source = _from_gcs(), "the GCS"
     if config is None:
         task = ray.remote(num_cpus=0, resources={HEAD_NODE_RESOURCE: 0.001})(
@@ -128,9 +156,10 @@ def gpu_capacity() -> GpuCapacity:
         )
         config, source = ray.get(task.remote())
     if not config:
-        return GpuCapacity(present, 0.0)
+        return GpuCapacity(present, 0.0, (), "", *declared_gpu_sizes(nodes))
     launchable, types = launchable_gpus(config)
-    return GpuCapacity(present, launchable, types, source)
+    sizes = declared_gpu_sizes(node_type_resources(config) + nodes)
+    return GpuCapacity(present, launchable, types, source, *sizes)
 
 
 def resolve_use_gpu(

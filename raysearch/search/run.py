@@ -34,6 +34,7 @@ from raysearch.results.records import records_from_experiment
 from raysearch.results.write import write_results
 from raysearch.search import finished_networks
 from raysearch.search.gpu_demand import HEAD_NODE_RESOURCE, GpuCapacity, GpuUnavailable
+from raysearch.search.gpu_share import decide_gpu_share
 from raysearch.search.space import SearchSpace, SpaceError
 from raysearch.search.tracking import mlflow_callback, optuna_storage
 from raysearch.storage import exists, is_uri, join
@@ -179,7 +180,7 @@ def concurrency_for(space: SearchSpace, cpus: float, gpus: float = 0.0) -> int:
         return space.concurrency
     workers = space.resources.workers
     if gpus:
-        fit = math.floor(gpus / (workers * (space.resources.gpu or 1.0)) + 1e-9)
+        fit = math.floor(gpus / (workers * (space.resources.gpu_share or 1.0)) + 1e-9)
     else:
         fit = math.floor(cpus / (workers * space.resources.cpu) + 1e-9)
     return max(1, fit)
@@ -285,6 +286,10 @@ def run_search(
     experiment = join(storage, space.name)
     meta = shard_meta(shards, warn=lambda line: print(line, flush=True))
     use_gpu, capacity = decide_device(space, use_gpu)
+    if use_gpu:  # resources.gpu: auto → 1/K, K trials packed by memory
+        space, why = decide_gpu_share(space, shards, capacity)
+        if why:
+            print(why, flush=True)
     claim_results_dir(results_dir, experiment)  # the last check, as it removes an old search's
     inputs = share_inputs(space, shards, storage, use_gpu, worker_group)
     concurrency = concurrency_for(space, _cluster_cpus(), capacity.total if use_gpu else 0.0)

@@ -30,8 +30,9 @@ Schema (every key but ``params`` is optional; defaults in brackets)::
     resources:                   # per trial
       workers: 1                 # Ray Train workers (DDP) [1]
       cpu: 1                     # CPUs per worker [1]
-      gpu: 0.25                  # GPU per worker when trials use GPUs [1]; < 1 shares a GPU,
-                                 # 0 = never use GPUs (see raysearch.search.gpu_demand)
+      gpu: auto                  # GPU per worker when trials use GPUs [1]; < 1 shares a GPU,
+                                 # 0 = never use GPUs (see raysearch.search.gpu_demand), auto =
+                                 # 1/K, K trials packed by memory (raysearch.search.gpu_share)
     initial_points:              # configurations evaluated first (e.g. the report's values) [[]]
       - {ratio: 16}
     params:                      # the searched parameters
@@ -157,11 +158,19 @@ class Scheduler:
     reduction_factor: float = 3
 
 
+AUTO = "auto"  # resources.gpu: 1/K, K trials per GPU from its memory (search.gpu_share)
+
+
 @dataclass(frozen=True)
 class Resources:
     workers: int = 1
     cpu: float = 1.0
-    gpu: float = 1.0
+    gpu: float | str = 1.0  # a share of one GPU per worker, or AUTO
+
+    @property
+    def gpu_share(self) -> float:
+        """The share of a GPU a worker asks for: 1 while an AUTO share is not decided yet."""
+        return 1.0 if self.gpu == AUTO else float(self.gpu)
 
 
 @dataclass(frozen=True)
@@ -202,10 +211,25 @@ class SearchSpace:
         trials: int | None = None,
         epochs: int | None = None,
         repeats: int | None = None,
-        trials_per_gpu: int | None = None,
+        trials_per_gpu: int | str | None = None,
     ) -> SearchSpace:
+        """The space with the command line's settings. ``trials_per_gpu``: K (each trial asks
+        for 1/K of a GPU), or ``auto`` (K from the GPU's memory), which gives way to a number
+        the space sets itself."""
         raw = json.loads(json.dumps(self.raw))
-        if trials_per_gpu is not None:
+        if trials_per_gpu == AUTO:
+            if self.resources.workers > 1:
+                raise SpaceError(
+                    f"--trials-per-gpu auto: {self.source} trains each trial on "
+                    f"{self.resources.workers} DDP workers, one GPU each"
+                )
+            if self.resources.gpu == 0:
+                raise SpaceError(
+                    f"--trials-per-gpu: {self.source} is CPU-only (resources.gpu is 0)"
+                )
+            if "gpu" not in (self.raw.get("resources") or {}):
+                raw.setdefault("resources", {})["gpu"] = AUTO
+        elif trials_per_gpu is not None:
             if trials_per_gpu < 1:
                 raise SpaceError(f"--trials-per-gpu must be at least 1, got {trials_per_gpu}")
             if self.resources.workers > 1 and trials_per_gpu > 1:
@@ -251,7 +275,7 @@ class SearchSpace:
         train["seed"] = int(train.get("seed", 0)) + repeat
         train.setdefault("workers", self.resources.workers)
         train.setdefault("cpus_per_worker", self.resources.cpu)
-        train.setdefault("gpus_per_worker", self.resources.gpu or 1.0)
+        train.setdefault("gpus_per_worker", self.resources.gpu_share or 1.0)
         model_config = ModelConfig.from_dict(model)
         return model_config, TrainConfig(**train)
 
@@ -323,8 +347,14 @@ def parse_space(data: Any, where: str = "<space>", default_name: str = "search")
     resources = Resources(
         workers=check.integer(resources_data, "workers", 1, 1, "resources."),
         cpu=check.number(resources_data, "cpu", 1.0, 0.01, "resources."),
-        gpu=check.number(resources_data, "gpu", 1.0, 0.0, "resources."),
+        gpu=_gpu_share(check, resources_data),
     )
+    if resources.gpu == AUTO and resources.workers > 1:
+        check.fail(
+            "resources.gpu",
+            f"auto packs one-worker trials on a GPU; a trial of {resources.workers} DDP "
+            "workers takes one GPU per worker: give 1",
+        )
     train = _parse_fixed(
         check, data.get("train", {}), fixed_keys("train"), "train", lambda d: TrainConfig(**d)
     )
@@ -453,6 +483,15 @@ def _string(check: _Checker, data: dict, key: str, default: str) -> str:
     if not isinstance(value, str):
         check.fail(key, f"must be a string, got {value!r}")
     return value
+
+
+def _gpu_share(check: _Checker, resources: dict) -> float | str:
+    value = resources.get("gpu", 1.0)
+    if isinstance(value, str):
+        if value != AUTO:
+            check.fail("resources.gpu", f"must be a number or {AUTO}, got {value!r}")
+        return AUTO
+    return check.number(resources, "gpu", 1.0, 0.0, "resources.")
 
 
 def _parse_params(check: _Checker, data) -> tuple[Param, ...]:

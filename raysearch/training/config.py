@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from raysearch.errors import UserError
+from raysearch.ops import KERNELS
 
 COMPILE_MODES = ("off", "auto", "default", "reduce-overhead")
 
@@ -37,6 +38,9 @@ class TrainConfig:
     channels_last: bool = True  # NHWC activations on CUDA (ignored on CPUs)
     # torch.compile mode: off | auto (default on CUDA, off on CPUs) | default | reduce-overhead
     compile: str = "off"
+    # how each block's conv → ReLU → max-pool runs (raysearch.ops; the same function each way):
+    # aten | select | select-conv1; docs/performance.md says which is fastest where
+    kernels: str = "aten"
 
     def __post_init__(self) -> None:
         checks = {
@@ -57,6 +61,7 @@ class TrainConfig:
             "mixup_alpha": self.mixup_alpha >= 0,
             "eval_batch_size": self.eval_batch_size >= 0,
             "compile": self.compile in COMPILE_MODES,
+            "kernels": self.kernels in KERNELS,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

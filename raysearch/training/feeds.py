@@ -66,3 +66,9 @@ class DeviceBatches:
         order = torch.randperm(len(self.y), generator=generator)[: len(self)].to(self.device)
         for index in order.split(self.batch_size):
             yield self.x.index_select(0, index), self.y.index_select(0, index)
+
+    def release(self) -> None:
+        """Let the split's device memory go (a run that trains no more: its test split then
+        takes that memory instead of adding to it)."""
+        self.x = self.x.new_empty((0, *self.x.shape[1:]))  # not a view: the storage goes
+        self.y = self.y.new_empty((0,))

@@ -29,6 +29,7 @@ from raysearch.training.config import TrainConfig
 from raysearch.training.data import SplitArrays
 from raysearch.training.evaluate import EvalSplit, autocast, evaluate, model_input
 from raysearch.training.feeds import DeviceBatches
+from raysearch.training.gpu_memory import gpu_out_of_memory, trials_sharing
 
 # report(metrics, checkpoint_dir): one call per epoch; checkpoint_dir (a folder holding
 # model.pt, or None) may be moved or deleted by the reporter once the call returns
@@ -101,10 +102,27 @@ def load_resume_state(folder: str, model, optimizer, device, augment_rng) -> Pro
     state = torch.load(os.path.join(folder, RESUME_FILE), map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    _fit_state_to_parameters(optimizer)
     torch.set_rng_state(state["torch_rng"])
     augment_rng.set_state(state["augment_rng"])
     best = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location=device, weights_only=True)
     return Progress(**state["progress"], best_state=best["state_dict"])
+
+
+def _fit_state_to_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Adam's moments saved by a run whose SE blocks were padded (compiled) and resumed by one
+    whose are not, or the other way round: cut or zero-padded to the parameters' shapes (the
+    padding's moments are 0)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.dim() == param.dim() > 0:
+                    if value.shape == param.shape:
+                        continue
+                    common = tuple(map(slice, map(min, value.shape, param.shape)))
+                    state[key] = torch.zeros_like(param)
+                    state[key][common] = value[common]
 
 
 @dataclass
@@ -152,7 +170,23 @@ def fit(
 ) -> dict:
     """Train one configuration; returns rank 0's final metrics (with ``history``), or ``{}``
     on the other ranks. ``resume_from``: a checkpoint folder this loop wrote; training goes on
-    after its epoch with its weights, optimizer state and early-stopping state."""
+    after its epoch with its weights, optimizer state and early-stopping state. Running out of
+    GPU memory raises :class:`~raysearch.training.gpu_memory.GpuOutOfMemory` (one line)."""
+    try:
+        return _fit(model_config, config, splits, report, placement, spectrogram, resume_from)
+    except torch.cuda.OutOfMemoryError:
+        raise gpu_out_of_memory(placement.device, config.gpus_per_worker) from None
+
+
+def _fit(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    splits: dict[str, SplitArrays],
+    report: Reporter,
+    placement: Placement,
+    spectrogram: dict | None,
+    resume_from: str | None,
+) -> dict:
     run = _start(model_config, config, splits, placement, resume_from)
     rank = placement.rank
     for epoch in range(run.progress.epoch + 1, config.epochs + 1):
@@ -201,7 +235,10 @@ def _start(
         torch.backends.cudnn.benchmark = True
     else:
         torch.set_num_threads(config.threads())
-    model = SECNN(model_config).to(device)
+    compile_mode = config.compile_mode(on_gpu)
+    # a compiled network pads its SE bottlenecks, so that one graph (and the compile cache)
+    # serves every ratio r of a channel configuration; an eager one has nothing to gain
+    model = SECNN(model_config, config.kernels, pad_se=compile_mode != "off").to(device)
     bare = model  # the module whose state_dict is saved (DDP and compile wrap it)
     channels_last = on_gpu and config.channels_last
     if channels_last:
@@ -220,7 +257,6 @@ def _start(
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if on_gpu else None
         )
-    compile_mode = config.compile_mode(on_gpu)
     if compile_mode != "off":
         model = compile_model(model, compile_mode)
     train = DeviceBatches(
@@ -292,6 +328,9 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
     }
     if device.type == "cuda":  # torch's peak for this process: weights, data, activations
         metrics["gpu_mem_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        # what its allocator held at most (cached blocks too): nearer what the GPU lost to it
+        metrics["gpu_mem_reserved_gib"] = torch.cuda.max_memory_reserved(device) / 2**30
+        metrics["trials_per_gpu"] = trials_sharing(run.config.gpus_per_worker)
     return metrics
 
 
@@ -336,7 +375,10 @@ def _broadcast_stop(stopped: bool, device: torch.device) -> bool:
 
 
 def _test(run: _Run, split: SplitArrays, metrics: dict, stopped: bool) -> None:
-    """Rank 0, after the last epoch: the test metrics of the best-by-validation weights."""
+    """Rank 0, after the last epoch: the test metrics of the best-by-validation weights. The
+    train split leaves the device first: the test split takes its memory, so a trial's peak
+    is not the sum of all three splits (docs/performance.md, trials per GPU)."""
+    run.train.release()
     run.bare.load_state_dict(run.progress.best_state)
     test = run.evaluate(EvalSplit(split, run.device))
     metrics.update(
@@ -387,7 +429,8 @@ def compile_model(
     on 2 CPU cores. The price is host time per step (13 graphs instead of 1: 2.4 ms more on a
     step small enough that host time dominates), and the CPU step was 24 % slower;
     ``benchmarks/compile_reuse.py`` measures both, and the loop keeps whole graphs until a GPU
-    run says which wins there.
+    run says which wins there. The loop pads a compiled network's SE blocks instead
+    (``SECNN(pad_se=True)``): whole graphs, the same for every r (docs/performance.md).
     """
     torch._dynamo.reset()
     if share_se:
@@ -429,6 +472,11 @@ def progress_line(metrics: dict, epochs: int) -> str:
         f"acc {metrics.get('val_acc', float('nan')):.3f} | "
         f"{metrics['segments_per_s']:.1f} segments/s"
     )
+    if "gpu_mem_peak_gib" in metrics:
+        line += (
+            f" | GPU peak {metrics['gpu_mem_peak_gib']:.2f} GiB "
+            f"(1 of {metrics['trials_per_gpu']} trials on it)"
+        )
     if "test_acc" in metrics:
         line += (
             f" | test (best epoch {metrics['best_epoch']}) segment acc "
