@@ -44,7 +44,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -56,46 +55,17 @@ from machine import (  # first: puts the checkout on sys.path
     start_local_ray,
 )
 
+from raysearch.search.gpu_monitor import GpuMonitor
 
-class GpuSampler:
-    """NVML utilisation and memory of GPU 0, sampled in a thread between start() and stop()."""
 
-    def __init__(self, period_s: float = 0.2) -> None:
-        self.period_s, self.samples, self._stop = period_s, [], threading.Event()
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            self._nvml, self._handle = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
-        except Exception:  # noqa: BLE001 - no NVML (CPU run): no samples
-            self._nvml = None
-
-    def start(self) -> None:
-        self.samples, self._stop = [], threading.Event()
-        if self._nvml is not None:
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            util = self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu
-            used = self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used
-            self.samples.append((time.time(), util, used))
-            time.sleep(self.period_s)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._nvml is not None:
-            self._thread.join()
-
-    def summary(self, start: float, end: float) -> dict:
-        window = [s for s in self.samples if start <= s[0] <= end] or self.samples
-        if not window:
-            return {"gpu_util_pct": None, "gpu_mem_peak_gib": None}
-        return {
-            "gpu_util_pct": round(sum(s[1] for s in window) / len(window), 1),
-            "gpu_mem_peak_gib": round(max(s[2] for s in self.samples) / 2**30, 2),
-        }
+def gpu_summary(monitor: GpuMonitor, start: float, end: float) -> dict:
+    """NVML's utilisation of the window (all samples if none falls inside) and the memory
+    peak of the whole side, as the JSON records them."""
+    window, side = monitor.use(start, end), monitor.use()
+    return {
+        "gpu_util_pct": round(window.busy_pct, 1) if window else None,
+        "gpu_mem_peak_gib": round(side.memory_peak_gib, 2) if side else None,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,7 +285,7 @@ def throughput(
         or None,
         "device": runs[0]["device"],
         "note": runs[0]["note"],
-        **sampler.summary(window_start, window_end),
+        **gpu_summary(sampler, window_start, window_end),
     }
 
 
@@ -391,7 +361,7 @@ def search(shards: str, args, budget_s: float, out: Path, work: Path, sampler, s
         "trial_epochs_per_s": round(rate, 3),
         "asha_expected_trial_epochs_50": round(expected),
         "extrapolated_50_trial_wall_s": round(expected / rate) if rate else None,
-        **sampler.summary(started, time.time()),
+        **gpu_summary(sampler, started, time.time()),
     }
 
 
@@ -551,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     del splits
     model_config = model_config_for(shards)
     base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=0, use_gpu=use_gpu)
-    sampler = GpuSampler()
+    sampler = GpuMonitor(period_s=0.2)
     auto_k, report["auto"] = auto_trials(shards, model_config, base, args)
     say(f"--trials-per-gpu auto: {report['auto']}")
     sides = [dataclasses.replace(s, trials=auto_k) if s.auto else s for s in sides]

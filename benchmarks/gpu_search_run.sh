@@ -25,7 +25,7 @@ work=${WORK:-/tmp/raysearch-gpu-search}  # kept between the two calls on a warm 
 clips=${CLIPS:-100}                      # per genre: 100 x 10 genres = GTZAN's 1,000 clips
 duration=${DURATION:-30}
 space=${SPACE:-ratio}
-trials_per_gpu=${TRIALS_PER_GPU:-8}      # 8 compiled trials under MPS: the best measured packing
+trials_per_gpu=${TRIALS_PER_GPU:-auto}   # K from the GPU's memory (8: the best measured on an H100)
 budget=${CALL_BUDGET_S:-540}             # the whole call; the search gets what data leaves
 cores=$(nproc)
 began=$(date +%s)

@@ -60,7 +60,9 @@ class GpuMonitor:
         return self._nvml is not None
 
     def start(self) -> GpuMonitor:
+        """Start sampling anew (the samples of an earlier start are dropped)."""
         if self.available and self._thread is None:
+            self._samples, self._stop = [], threading.Event()
             self._thread = threading.Thread(target=self._run, name="gpu-monitor", daemon=True)
             self._thread.start()
         return self
@@ -81,8 +83,13 @@ class GpuMonitor:
             self._thread.join()
             self._thread = None
 
-    def use(self) -> GpuUse | None:
+    def use(self, start: float | None = None, end: float | None = None) -> GpuUse | None:
+        """What the samples between ``start`` and ``end`` (``time.time()`` values; all of them
+        when None, or when none falls inside) say; None when there is none."""
         samples = list(self._samples)
+        if start is not None or end is not None:
+            low, high = start or 0.0, end or float("inf")
+            samples = [s for s in samples if low <= s[0] <= high] or samples
         if not samples:
             return None
         return GpuUse(

@@ -425,12 +425,9 @@ def compile_model(
 
     ``share_se`` runs the SE blocks' two small layers (the only ones whose width depends on r)
     eagerly, with a graph break at each, so networks that differ only in r compile to the same
-    graphs and a second ratio loads them from the cache: 1.5-2 s instead of 7-12 s per network
-    on 2 CPU cores. The price is host time per step (13 graphs instead of 1: 2.4 ms more on a
-    step small enough that host time dominates), and the CPU step was 24 % slower;
-    ``benchmarks/compile_reuse.py`` measures both, and the loop keeps whole graphs until a GPU
-    run says which wins there. The loop pads a compiled network's SE blocks instead
-    (``SECNN(pad_se=True)``): whole graphs, the same for every r (docs/performance.md).
+    graphs; it costs host time every step (many graphs instead of one), so the loop pads a
+    compiled network's SE blocks instead (``SECNN(pad_se=True)``): whole graphs, the same for
+    every r. ``benchmarks/compile_reuse.py`` measures the three (docs/performance.md).
     """
     torch._dynamo.reset()
     if share_se:
