@@ -52,6 +52,7 @@ def test_manifest_records_parameters(tiny_set: Path) -> None:
     assert data["duration"] == DURATION
     assert data["sample_rate"] == synth.SAMPLE_RATE == 22_050
     assert data["version"] == synth_write.GENERATOR_VERSION
+    assert data["generator"] == "raysearch.synth"  # what sets made before the layout recorded
     assert data["genres"] == list(GENRES)
     assert synth.matches(tiny_set, CLIPS, DURATION, 0)
     assert not synth.matches(tiny_set, CLIPS, DURATION, 1)

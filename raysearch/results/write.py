@@ -82,7 +82,7 @@ def best_command(space: SearchSpace, row: pd.Series, shards: str | None) -> str:
     """``python -m raysearch.train`` with exactly the model and training settings of ``row``
     (a trial or a configuration: then its best seed). For a trial that trained on CPUs, also
     its torch thread count: the same run with another count sums floats in another order and
-    ends elsewhere (an example in docs/performance.md). Likewise the space's torch.compile
+    ends elsewhere (an example in results/README.md). Likewise the space's torch.compile
     mode, when it has one: compiled kernels sum in another order too."""
     config = {p.name: encode_cell(space, p.name, row[p.name]) for p in space.params}
     seed = int(row["best_seed"] if "best_seed" in row else row["seed"])

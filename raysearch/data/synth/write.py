@@ -23,7 +23,7 @@ DEFAULT_CLIPS_PER_GENRE = 20
 DEFAULT_DURATION = 6.0  # seconds; small so a CPU can train on it (GTZAN clips are 30 s)
 DEFAULT_SEED = 0
 
-GENERATOR_NAME = "raysearch.data.synth"
+GENERATOR_NAME = "raysearch.synth"  # recorded in synthetic.json: keep it, or old sets go unread
 GENERATOR_VERSION = "raysearch-synth-1"
 MANIFEST_NAME = "synthetic.json"
 AUDIO_DIR = "genres_original"
