@@ -199,3 +199,28 @@ def test_a_saved_experiment_keeps_the_name_of_its_space_file(tmp_path):
     assert meta == {"shards": "/data/shards"}
     write_results(loaded, [record("a", {"ratio": 16.0}, 0, 0.8, 0.7)], str(tmp_path / "r"))
     assert "Search space `ratio.yaml`" in (tmp_path / "r" / "leaderboard.md").read_text()
+
+
+def test_a_new_search_replaces_what_another_left_and_keeps_what_is_not_its(tmp_path):
+    from raysearch.results.write import RECORD, ResultsFolderError, claim_results_dir
+
+    results = tmp_path / "results"
+    seeds = load_space(SPACES / "se_blocks.yaml")  # repeats: it writes leaderboard_seeds.csv
+    records = [record("a0", {"se_blocks": "[]"}, 0, 0.5, 0.4)]
+    write_results(seeds, records, str(results), "/storage/se_blocks")
+    (results / "README.md").write_text("the user's own notes")
+    assert (results / "leaderboard_seeds.csv").exists()
+    claim_results_dir(str(results), "/storage/se_blocks")  # the same experiment: kept
+    assert (results / "leaderboard_seeds.csv").exists()
+    claim_results_dir(str(results), "/storage/ratio")  # another: its files go, nothing else
+    assert sorted(p.name for p in results.iterdir()) == ["README.md"]
+    ratio = load_space(SPACES / "ratio.yaml")
+    write_results(
+        ratio, [record("b", {"ratio": 16.0}, 0, 0.7, 0.6)], str(results), "/storage/ratio"
+    )
+    assert not (results / "leaderboard_seeds.csv").exists()
+    assert '"/storage/ratio"' in (results / RECORD).read_text()
+    (results / RECORD).unlink()  # a leaderboard nobody accounts for: refused, nothing removed
+    with pytest.raises(ResultsFolderError, match="holds leaderboard.csv, leaderboard.md"):
+        claim_results_dir(str(results), "/storage/joint")
+    assert (results / "leaderboard.csv").exists()
