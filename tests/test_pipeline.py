@@ -365,3 +365,29 @@ def test_a_split_list_edited_in_place_gives_new_shards(clean_root, tmp_path, ray
     assert "disco.00004" in second.manifest["split"]["tracks"]["train"]
     assert second.manifest["split"]["lists_sha256"] != first.manifest["split"]["lists_sha256"]
     assert set(_frame(out).query("split == 'test'").track_id) == {"blues.00004"}
+
+
+def test_changed_audio_is_refused_replaced_or_kept_as_asked(clean_root, tmp_path, ray_session):
+    import shutil
+
+    root = tmp_path / "audio"
+    shutil.copytree(clean_root, root)
+    out = str(tmp_path / "shards")
+    first = prepare(str(root), out)
+    tracks = sum(first.manifest["counts"]["tracks"].values())
+    write_clip(root / "genres_original" / "blues" / "blues.00005.wav", 6.0, freq=230, seed=5)
+
+    with pytest.raises(DataError, match="another input.*--overwrite"):
+        prepare(str(root), out)  # a folder the user named: refused, nothing touched
+    assert read_manifest(out)["created"] == first.manifest["created"]
+
+    kept = prepare(str(root), out, changed_input="keep")  # a resumed search keeps its data
+    assert kept.reused and kept.input_changed
+    assert read_manifest(out)["created"] == first.manifest["created"]
+
+    replaced = prepare(str(root), out, changed_input="replace")  # a cache: made again
+    assert not replaced.reused
+    assert sum(replaced.manifest["counts"]["tracks"].values()) == tracks + 1
+    assert prepare(str(root), out, changed_input="replace").reused  # then up to date
+    with pytest.raises(DataError, match="other spectrogram / split settings"):
+        prepare(str(root), out, split=SplitSpec(seed=3), changed_input="replace")  # not settings

@@ -57,3 +57,20 @@ def test_tune_data_prepares_once_and_searches(ray_session, gtzan_tree, tmp_path,
     assert tune.main(mel) == 0  # other settings: other shards, the first ones untouched
     assert len(list((storage / "_shards").iterdir())) == 2
     assert _parquet_files(shards) == written
+
+    # the audio changes under the same path: a resumed search keeps the shards it started on,
+    # a new search prepares them again
+    write_clip(gtzan_tree / "genres" / "blues" / "blues.00010.au", 6.0, freq=110.0, seed=10)
+    resumed = ["--resume", "--name", "again", "--data", str(gtzan_tree),
+               "--storage", str(storage), "--results", str(tmp_path / "resumed")]  # fmt: skip
+    assert tune.main(resumed) == 0
+    assert "(the audio changed since; the resumed search keeps these shards)" in (
+        capsys.readouterr().out
+    )
+    assert _parquet_files(shards) == written
+    fresh = argv[:-4] + ["--name", "fresh", "--storage", str(storage),
+                         "--results", str(tmp_path / "fresh")]  # fmt: skip
+    assert tune.main(fresh) == 0
+    assert f"shards of {gtzan_tree}: {shards} (prepared)" in capsys.readouterr().out
+    tracks = json.loads((shards / "manifest.json").read_text())["counts"]["tracks"]
+    assert sum(tracks.values()) == 101

@@ -237,6 +237,8 @@ def shard_request(args: argparse.Namespace, storage: str) -> ShardRequest:
             out=shards_beside(storage, data, spectrogram, split),
             spectrogram=spectrogram,
             split=split,
+            # changed audio: a new search prepares it again, a resumed one keeps its data
+            changed_input="keep" if args.resume else "replace",
         )
     if args.profile:
         profile = PROFILES[args.profile]
@@ -261,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             shards = prepared.out
             if args.data:
                 state = "up to date, nothing done" if prepared.reused else "prepared"
+                if prepared.input_changed:
+                    state = "the audio changed since; the resumed search keeps these shards"
                 print(f"shards of {args.data}: {shards} ({state})", flush=True)
         if not is_uri(storage):
             os.makedirs(storage, exist_ok=True)

@@ -53,6 +53,10 @@ class ShardRequest:
     synthetic: SyntheticSet = field(default_factory=SyntheticSet)
     overwrite: bool = False  # replace shards made with other settings at ``out``
     clips_per_task: int | None = None  # clips one Ray task handles (None: the pipeline's choice)
+    # shards at ``out`` of these settings but of other audio: "refuse", "replace" or "keep"
+    # (:func:`raysearch.data.pipeline.prepare`); None: "replace" in the cache raysearch owns
+    # (``out`` None), "refuse" at a folder the user named
+    changed_input: str | None = None
 
 
 def synthetic_root(clips_per_genre: int, duration: float, seed: int) -> Path:
@@ -104,6 +108,7 @@ def ensure_shards(request: ShardRequest, connect: Callable[[], None]):
 
     data = request.data or str(ensure_synthetic(request.synthetic))
     out = request.out or str(default_shards_dir(data, request.spectrogram, request.split))
+    changed_input = request.changed_input or ("replace" if request.out is None else "refuse")
     connect()
     return prepare(
         data,
@@ -112,4 +117,5 @@ def ensure_shards(request: ShardRequest, connect: Callable[[], None]):
         request.split,
         overwrite=request.overwrite,
         clips_per_task=request.clips_per_task,
+        changed_input=changed_input,
     )

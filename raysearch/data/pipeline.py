@@ -83,7 +83,8 @@ log = logging.getLogger(__name__)
 class PrepareResult:
     out: str
     manifest: dict
-    reused: bool  # True when existing shards matched and no work was done
+    reused: bool  # True when existing shards were used and no work was done
+    input_changed: bool = False  # the audio differs from the one the shards were made from
 
 
 @dataclass
@@ -284,13 +285,20 @@ def prepare(
     split: SplitSpec | None = None,
     overwrite: bool = False,
     clips_per_task: int | None = None,
+    changed_input: str = "refuse",
 ) -> PrepareResult:
     """Turn the GTZAN-layout folder ``data_root`` into Parquet shards under ``out``.
 
     Uses the running Ray cluster (``ray.init`` is the caller's, so tests and the CLI choose the
     cluster); starts a local one if none is running. ``clips_per_task`` (one Ray task decodes,
     transforms and writes that many clips): default :func:`default_clips_per_task`.
+    ``changed_input``: what to do when ``out`` holds shards of these settings made from other
+    audio (files added, removed or changed under ``data_root``): "refuse" (an error naming
+    ``--overwrite``), "replace" (prepare again: a cache raysearch owns) or "keep" (use them as
+    they are: a resumed search keeps the data it started on).
     """
+    if changed_input not in ("refuse", "replace", "keep"):
+        raise ValueError(f"changed_input must be refuse, replace or keep, got {changed_input!r}")
     import ray
 
     config = config or SpectrogramConfig()
@@ -312,6 +320,15 @@ def prepare(
         if same and not overwrite:
             log.info("%s: shards up to date (settings %s), nothing to do", out, settings[:12])
             return PrepareResult(out, existing, reused=True)
+        same_settings = existing.get("settings_hash") == settings
+        if same_settings and not overwrite and changed_input == "keep":
+            log.warning("%s: the audio under %s changed since these shards were made; "
+                        "kept as they are", out, data_root)  # fmt: skip
+            return PrepareResult(out, existing, reused=True, input_changed=True)
+        if same_settings and changed_input == "replace":
+            log.warning("%s: the audio under %s changed since these shards were made; "
+                        "preparing them again", out, data_root)  # fmt: skip
+            overwrite = True
         if not overwrite:
             what = (
                 "other spectrogram / split settings"
