@@ -31,7 +31,7 @@ from raysearch.results.plots import encode_cell, search_plots
 from raysearch.results.rank import config_frame, trial_frame
 from raysearch.results.records import TrialRecord
 from raysearch.results.runs import read_runs
-from raysearch.results.summary import seed_noise_caveat, summarize, summary_lines
+from raysearch.results.summary import summarize, summary_lines
 from raysearch.results.tables import TITLES, markdown_table, report_tables
 from raysearch.search.dimensions import command_arguments
 from raysearch.search.space import SearchSpace
@@ -223,8 +223,6 @@ def _markdown(space, board, tables, experiment, meta, summary, best, baseline) -
     if best is not None:
         lines += [
             "## Best configuration",
-            "",
-            seed_noise_caveat(space),
             "",
             "Trains exactly this configuration again:",
             "",
