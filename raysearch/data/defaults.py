@@ -15,11 +15,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from raysearch.data.spectrogram import SpectrogramConfig
 from raysearch.data.split import SplitSpec
 from raysearch.data.synth import DEFAULT_CLIPS_PER_GENRE, DEFAULT_DURATION, DEFAULT_SEED
 from raysearch.storage import is_uri, join
+
+if TYPE_CHECKING:
+    from raysearch.data.pipeline import ChangedInput
 
 SHARDS_FOLDER = "_shards"  # in a search's storage: the shards tune --data prepares
 
@@ -56,7 +60,7 @@ class ShardRequest:
     # shards at ``out`` of these settings but of other audio: "refuse", "replace" or "keep"
     # (:func:`raysearch.data.pipeline.prepare`); None: "replace" in the cache raysearch owns
     # (``out`` None), "refuse" at a folder the user named
-    changed_input: str | None = None
+    changed_input: ChangedInput | None = None
 
 
 def synthetic_root(clips_per_genre: int, duration: float, seed: int) -> Path:

@@ -37,6 +37,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -77,6 +78,9 @@ PARQUET_OPTIONS = {
 }
 OUTCOMES = "_outcomes"  # per-batch clip outcomes while the job runs; removed before it ends
 log = logging.getLogger(__name__)
+
+# shards of the same settings made from other audio: an error, made again, or used as they are
+ChangedInput = Literal["refuse", "replace", "keep"]
 
 
 @dataclass
@@ -285,7 +289,7 @@ def prepare(
     split: SplitSpec | None = None,
     overwrite: bool = False,
     clips_per_task: int | None = None,
-    changed_input: str = "refuse",
+    changed_input: ChangedInput = "refuse",
 ) -> PrepareResult:
     """Turn the GTZAN-layout folder ``data_root`` into Parquet shards under ``out``.
 
@@ -297,7 +301,7 @@ def prepare(
     ``--overwrite``), "replace" (prepare again: a cache raysearch owns) or "keep" (use them as
     they are: a resumed search keeps the data it started on).
     """
-    if changed_input not in ("refuse", "replace", "keep"):
+    if changed_input not in get_args(ChangedInput):
         raise ValueError(f"changed_input must be refuse, replace or keep, got {changed_input!r}")
     import ray
 
