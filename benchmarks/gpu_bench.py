@@ -417,21 +417,11 @@ def auto_trials(shards: str, model_config, base, args) -> tuple[int, str]:
     line that says why (raysearch.search.packing; the CPUs bound it too)."""
     import torch
 
-    from raysearch.model import SECNN, count_parameters
-    from raysearch.search.gpu_share import split_sizes
-    from raysearch.search.packing import GIB, Network, trial_memory, trials_per_gpu
+    from raysearch.search.gpu_share import network_of, split_sizes
+    from raysearch.search.packing import GIB, trial_memory, trials_per_gpu
 
-    network = Network(
-        model_config.channels,
-        model_config.input_shape,
-        count_parameters(SECNN(model_config)),
-        se_blocks=model_config.se_blocks,
-        dropout=model_config.dropout,
-        batch_size=base.batch_size,
-        eval_batch_size=base.eval_batch_size or 256,
-        kernels=args.auto_kernels,
-        compiled=True,
-    )
+    train = dataclasses.replace(base, kernels=args.auto_kernels)
+    network = network_of(model_config, train, compiled=True)
     if torch.cuda.is_available():
         memory, name = (
             torch.cuda.get_device_properties(0).total_memory,

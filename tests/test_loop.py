@@ -154,25 +154,33 @@ def test_compile_compiles_every_trial_of_a_reused_process():
     assert ours[0] > 0 and ours == [ours[0]] * 3
 
 
+def compiled_graphs(model, **compile_options):
+    """``model`` compiled with a backend that records the graphs Dynamo hands the compiler
+    (their code and their inputs' shapes, what Inductor's cache keys on); returns the compiled
+    model and the list the graphs land in when it first runs."""
+    from raysearch.training.loop import compile_model
+
+    graphs = []
+
+    def recording_backend(graph_module, example_inputs):
+        shapes = tuple(tuple(t.shape) for t in example_inputs if hasattr(t, "shape"))
+        graphs.append((graph_module.code, shapes))
+        return graph_module.forward
+
+    return compile_model(model, "default", recording_backend, **compile_options), graphs
+
+
 def test_compile_gives_networks_of_every_se_ratio_the_same_graphs():
     """Inductor's on-disk cache serves a graph it compiled before: the same code on inputs of
     the same shapes. With the SE blocks' layers (the only ones r sizes) left eager, networks
     of two ratios give the same graphs, and compute what the eager network computes."""
     from raysearch.model import SECNN
-    from raysearch.training.loop import compile_model
 
     def graphs_of(ratio: float, share_se: bool) -> list[tuple]:
-        graphs = []
-
-        def recording_backend(graph_module, example_inputs):
-            shapes = tuple(tuple(t.shape) for t in example_inputs if hasattr(t, "shape"))
-            graphs.append((graph_module.code, shapes))
-            return graph_module.forward
-
         torch.manual_seed(0)
         model = SECNN(dataclasses.replace(MODEL, ratio=ratio)).eval()
         x = torch.randn(2, *SHAPE) * 10 - 30
-        compiled = compile_model(model, "default", recording_backend, share_se=share_se)
+        compiled, graphs = compiled_graphs(model, share_se=share_se)
         torch.testing.assert_close(compiled(x), model(x))
         return graphs
 
@@ -199,20 +207,12 @@ def test_padded_se_gives_networks_of_every_ratio_one_graph():
     compiler, and its inputs' shapes, are the same for every r, so Inductor's cache, keyed on
     both, serves a second ratio's compile; and it computes what the eager network computes."""
     from raysearch.model import SECNN
-    from raysearch.training.loop import compile_model
 
     def graphs_of(ratio: float, pad_se: bool) -> list[tuple]:
-        graphs = []
-
-        def recording_backend(graph_module, example_inputs):
-            shapes = tuple(tuple(t.shape) for t in example_inputs if hasattr(t, "shape"))
-            graphs.append((graph_module.code, shapes))
-            return graph_module.forward
-
         torch.manual_seed(0)
         model = SECNN(dataclasses.replace(MODEL, ratio=ratio), pad_se=pad_se).eval()
         x = torch.randn(2, *SHAPE) * 10 - 30
-        compiled = compile_model(model, "default", recording_backend)
+        compiled, graphs = compiled_graphs(model)
         torch.manual_seed(0)
         torch.testing.assert_close(compiled(x), SECNN(dataclasses.replace(MODEL, ratio=ratio))(x))
         return graphs

@@ -80,11 +80,29 @@ def _probe_a_gpu() -> GpuMemory:
     return GpuMemory(total, f"{name} (read on a GPU node)", cpus)
 
 
+def network_of(model, train, compiled: bool) -> Network:
+    """What the packing arithmetic needs of one configuration (a ``ModelConfig`` and a
+    ``TrainConfig``), ``compiled`` or eager."""
+    from raysearch.model import SECNN, count_parameters
+
+    return Network(
+        channels=model.channels,
+        input_shape=model.input_shape,
+        parameters=count_parameters(SECNN(model)),
+        se_blocks=model.se_blocks,
+        dropout=model.dropout,
+        batch_size=train.batch_size,
+        eval_batch_size=train.eval_batch,
+        kernels=train.kernels,
+        compiled=compiled,
+        amp=train.amp,
+    )
+
+
 def largest_trial(space: SearchSpace, base_model, splits: Splits, on_gpu: bool = True):
     """The :class:`~raysearch.search.packing.TrialMemory` of the space's most demanding
     configuration: every combination of the memory-relevant parameters' extremes (a range's
     ends, every choice), the rest at their first value."""
-    from raysearch.model import SECNN, count_parameters
     from raysearch.training.data import sized_as
 
     options = {}
@@ -98,19 +116,7 @@ def largest_trial(space: SearchSpace, base_model, splits: Splits, on_gpu: bool =
     for combination in itertools.product(*options.values()):
         model, train = space.configs_for(dict(zip(options, combination, strict=True)))
         model = sized_as(model, base_model)
-        compiled = train.compile_mode(on_gpu) != "off"
-        network = Network(
-            channels=model.channels,
-            input_shape=model.input_shape,
-            parameters=count_parameters(SECNN(model)),
-            se_blocks=model.se_blocks,
-            dropout=model.dropout,
-            batch_size=train.batch_size,
-            eval_batch_size=train.eval_batch_size or 256,
-            kernels=train.kernels,
-            compiled=compiled,
-            amp=train.amp,
-        )
+        network = network_of(model, train, compiled=train.compile_mode(on_gpu) != "off")
         train_segments = splits.train
         if train.max_train_segments:
             train_segments = min(train_segments, train.max_train_segments)

@@ -67,6 +67,11 @@ class TrainConfig:
         if bad:
             raise TrainConfigError(f"invalid training setting {bad[0]}={getattr(self, bad[0])!r}")
 
+    @property
+    def eval_batch(self) -> int:
+        """Segments per evaluation batch: ``eval_batch_size``, 0 meaning 256."""
+        return self.eval_batch_size or 256
+
     def compile_mode(self, on_gpu: bool) -> str:
         """The torch.compile mode a run on a GPU (``on_gpu``) or on CPUs uses: ``auto``
         compiles on CUDA only, where compiled trials train faster; on CPUs a compile costs

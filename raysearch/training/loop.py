@@ -153,7 +153,7 @@ class _Run:
 
     @property
     def eval_batch(self) -> int:
-        return self.config.eval_batch_size or 256
+        return self.config.eval_batch
 
     def evaluate(self, split: EvalSplit) -> dict:
         return evaluate(self.bare, split, self.eval_batch, self.config.amp, self.channels_last)
