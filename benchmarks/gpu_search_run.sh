@@ -1,107 +1,158 @@
 #!/usr/bin/env bash
-# The whole 50-trial ratio search on one GPU machine (issue 22), for the `device` tool.
+# The whole 50-trial ratio search on one GPU machine (issues 22, 30), for the `device` tool.
 #
-# Here, first:  bash ../shared/tools/device-pack && git rev-parse HEAD > .device-commit
-# Device call 1 (carry [".devicepack"], timeout_s 590):
-#     bash benchmarks/gpu_search_run.sh
-#   generates the synthetic GTZAN-size set (1,000 clips x 30 s) and its 513-bin STFT shards on
-#   the machine's cores (timed, not counted), starts CUDA MPS, runs
-#   `raysearch tune --space ratio` and stops it with SIGINT when the call's budget
-#   (CALL_BUDGET_S, 540 s, inside the tool's 590 s) is near; everything to keep lands in $OUT
-#   (see the end of this script).
-# Device call 2, only if call 1 says "search not finished", made at once (the machine stays
-#   warm ~30 s and keeps WORK on its disk):
-#     RESUME=1 bash benchmarks/gpu_search_run.sh
-#   resumes the search (`--resume`: finished trials stay, running ones go on from their last
-#   checkpoint) and writes the same files. The search's wall time is then the sum of its own
-#   running time over both calls (summary.json's wall_s, from raysearch_runs.json).
+#   bash benchmarks/gpu_search_run.sh BUDGET_S            # call 1: data, then the search
+#   bash benchmarks/gpu_search_run.sh BUDGET_S resume     # call 2, at once, if call 1 says so
 #
-# CPU dry run of the same script (no device pack, a small set, a few trials):
-#     OUT=/tmp/gss DEVICEPACK=0 CLIPS=6 DURATION=6 TRIALS=3 EPOCHS=2 SEARCH_LIMIT_S=300 \
-#         bash benchmarks/gpu_search_run.sh
-set -euo pipefail
+# BUDGET_S is the whole call: everything, the copy into $OUT included, ends by then (give the
+# tool a timeout_s 10-15 s longer). Call 1 generates the synthetic GTZAN-size set (1,000 clips
+# x 30 s) and its 513-bin STFT shards on the machine's cores (timed, reported beside the
+# search, not in it), starts CUDA MPS (or says it could not), and runs
+# `raysearch tune --space ratio` (the space unchanged: 50 trials, TPE, ASHA, 30 epochs,
+# gpu: auto) with a SIGINT early enough for the search to save its state and for the archive
+# to be written. A second call resumes it (`--resume`) on the same warm machine with whatever
+# budget is left of the lease; it first checks that call 1's folder is still there (a fresh
+# machine has none) and says so if not. The search runs without the classical baseline (a
+# SIGINT could land inside it); once the search is finished, the baseline is computed with the
+# time left and the results rebuilt with it, or the log says it was left out.
+#
+# What comes back (4 files of the tool's 8):
+#   search.tar.gz   exactly what is to be committed: results/ (leaderboard, table 5.2, plots,
+#                   summary.json), experiment/ (Optuna journal, driver runs, the space as run,
+#                   every trial's result.json and params.json; no checkpoints), search.log,
+#                   machine.txt (commit, git status, versions, nvidia-smi), command.txt,
+#                   data_timings.json
+#   summary.json, leaderboard.md   the search's summary, readable without unpacking
+#   run.log         this script's own lines, each with the seconds left
+#
+# Here, first: bash ../shared/tools/device-pack; git rev-parse HEAD > .device-commit;
+#   git status --short > .device-status   (both in .git/info/exclude; carry them and .devicepack)
+# CPU rehearsal (no GPU, a small set, a few trials, the same stages and limits):
+#   OUT=/tmp/gss DRY=1 bash benchmarks/gpu_search_run.sh 200
+#   OUT=/tmp/gss2 DRY=1 bash benchmarks/gpu_search_run.sh 150 resume
+set -uo pipefail
+budget=${1:?usage: gpu_search_run.sh BUDGET_S [resume]}
+call=${2:-first}
 out=${OUT:?OUT must name the folder whose files come back}
-work=${WORK:-/tmp/raysearch-gpu-search}  # kept between the two calls on a warm machine
-clips=${CLIPS:-100}                      # per genre: 100 x 10 genres = GTZAN's 1,000 clips
-duration=${DURATION:-30}
+deadline=$(($(date +%s) + budget))
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=benchmarks/device_lib.sh
+. "$here/device_lib.sh"
+mkdir -p "$out"
+
+work=${WORK:-/tmp/raysearch-gpu-search} # kept between the two calls on a warm machine
 space=${SPACE:-ratio}
-trials_per_gpu=${TRIALS_PER_GPU:-auto}   # K from the GPU's memory (8: the best measured on an H100)
-budget=${CALL_BUDGET_S:-540}             # the whole call; the search gets what data leaves
+if [ -n "${DRY:-}" ]; then # a CPU rehearsal: a set and a search a CPU finishes
+  clips=${CLIPS:-6} duration=${DURATION:-6} trials=${TRIALS:-3} epochs=${EPOCHS:-2}
+else
+  clips=${CLIPS:-100} duration=${DURATION:-30} trials=${TRIALS:-} epochs=${EPOCHS:-}
+fi
+KILL_WINDOW_S=${KILL_WINDOW_S:-40} # after the SIGINT: Tune saves, the results are written
+PACK_S=${PACK_S:-15}               # the archive and the copies into $OUT
 cores=$(nproc)
-began=$(date +%s)
-mkdir -p "$out" "$work"
-
-if [ "${DEVICEPACK:-1}" = 1 ]; then
-  mkdir -p /tmp/site
-  [ -d /tmp/site/ray ] || tar xJf .devicepack/site.tar.xz -C /tmp/site
-  chmod -R a+x /tmp/site/ray/core  # wheels unpacked with zipfile lose the executable bits
-  export PYTHONPATH=/tmp/site:$PWD
-fi
 export PYTHONUNBUFFERED=1 RAYSEARCH_CACHE=$work/cache
-now() { date +%s.%N; }
-log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$out/run.log"; }
+experiment=$work/storage/$space
 
-{
-  echo "commit: $(cat .device-commit 2>/dev/null || git rev-parse HEAD 2>/dev/null || echo unknown)"
-  echo "call: ${RESUME:+resume}${RESUME:-first}; cores: $cores"
-  python -c 'import platform, ray, torch; print("python", platform.python_version(), "torch", torch.__version__, "ray", ray.__version__, "cuda", torch.cuda.is_available() and torch.cuda.get_device_name(0))'
-  nvidia-smi 2>&1 || echo "no nvidia-smi"
-} >"$out/machine.txt" 2>&1
+pack() { # everything to keep, from whatever the stages left
+  local stage=$work/pack
+  rm -rf "$stage" && mkdir -p "$stage/experiment"
+  cp -r "$work/results" "$stage/results" 2>/dev/null
+  for name in optuna.journal raysearch_runs.json raysearch_experiment.json; do
+    cp "$experiment/$name" "$stage/experiment/" 2>/dev/null
+  done
+  if [ -d "$experiment" ]; then
+    (cd "$experiment" && find . -maxdepth 2 \( -name result.json -o -name params.json \
+      -o -name error.txt \) -print0 | tar cf - --null -T - 2>/dev/null) |
+      tar xf - -C "$stage/experiment" 2>/dev/null
+  fi
+  for name in search.log machine.txt command.txt data_timings.json; do
+    cp "$work/$name" "$stage/" 2>/dev/null
+  done
+  tar czf "$out/search.tar.gz" -C "$stage" . &&
+    cp "$work/results/summary.json" "$work/results/leaderboard.md" "$out/" 2>/dev/null
+  log "packed: search.tar.gz ($(du -h "$out/search.tar.gz" | cut -f1))"
+}
 
-if [ -z "${RESUME:-}" ]; then
-  t0=$(now)
-  python -m raysearch.synth --out "$work/gtzan" --clips-per-genre "$clips" --duration "$duration" \
-    --workers "$cores" 2>&1 | tail -n 2 | tee -a "$out/run.log"
-  t1=$(now)
-  python -m raysearch.prepare --data "$work/gtzan" --out "$work/shards" --num-cpus "$cores" \
-    2>&1 | tail -n 4 | tee -a "$out/run.log"
-  t2=$(now)
-  python -c "import json, sys; json.dump({'synth_s': round($t1 - $t0, 1), 'prepare_s': round($t2 - $t1, 1), 'clips': $clips * 10, 'duration_s': $duration, 'cores': $cores}, open(sys.argv[1], 'w'), indent=1)" "$out/data_timings.json"
-  log "data: synth $(python -c "print(round($t1 - $t0))") s, prepare $(python -c "print(round($t2 - $t1))") s"
-fi
+finish() {
+  stop_mps
+  pack
+  check_out || log "OVER THE TOOL'S LIMITS: some files would not come back"
+}
 
-mps=0
-if command -v nvidia-cuda-mps-control >/dev/null && nvidia-smi >/dev/null 2>&1; then
-  if nvidia-cuda-mps-control -d 2>>"$out/run.log" || echo get_server_list | nvidia-cuda-mps-control >/dev/null 2>&1; then
-    mps=1
-    log "CUDA MPS daemon running"
+mkdir -p "$work"
+log "call: $call, budget ${budget} s, cores $cores${DRY:+, DRY (CPU rehearsal)}"
+unpack_devicepack || { log "device pack did not unpack"; exit 2; }
+record_machine "$work/machine.txt"
+head -n 1 "$work/machine.txt" | tee -a "$out/run.log"
+grep -m1 -E "NVIDIA (H|A|L)[0-9]+" "$work/machine.txt" | tee -a "$out/run.log"
+
+if [ "$call" = resume ]; then
+  if [ ! -f "$experiment/tuner.pkl" ]; then
+    log "nothing to resume: $experiment is not here (a fresh machine: the first call's work"
+    log "folder went with the machine it ran on); start again with a first call"
+    check_out
+    exit 3
+  fi
+  log "resuming the search in $experiment"
+else
+  if [ -f "$work/shards/manifest.json" ]; then
+    log "data: shards already in $work/shards (kept from an earlier call)"
   else
-    log "CUDA MPS did not start: trials share the GPU by time-slicing"
+    t0=$(now_s)
+    python -m raysearch.synth --out "$work/gtzan" --clips-per-genre "$clips" \
+      --duration "$duration" --workers "$cores" 2>&1 | tail -n 2 | tee -a "$out/run.log"
+    t1=$(now_s)
+    python -m raysearch.prepare --data "$work/gtzan" --out "$work/shards" --num-cpus "$cores" \
+      2>&1 | tail -n 3 | tee -a "$out/run.log"
+    t2=$(now_s)
+    printf '{"synth_s": %d, "prepare_s": %d, "clips": %d, "duration_s": %s, "cores": %d}\n' \
+      $((t1 - t0)) $((t2 - t1)) $((clips * 10)) "$duration" "$cores" >"$work/data_timings.json"
+    log "data: $((clips * 10)) clips x $duration s generated in $((t1 - t0)) s, prepared in $((t2 - t1)) s"
+    [ -f "$work/shards/manifest.json" ] || { log "no shards: stopping"; finish; exit 2; }
   fi
 fi
 
-# SIGINT to the search 45 s before the budget ends: its state save and the copies below
-limit=${SEARCH_LIMIT_S:-$((budget - ($(date +%s) - began) - 45))}
-args=(--shards "$work/shards" --storage "$work/storage" --results "$work/results" --num-cpus "$cores")
-if [ -n "${RESUME:-}" ]; then
+start_mps
+args=(--shards "$work/shards" --storage "$work/storage" --results "$work/results"
+  --num-cpus "$cores" --no-baseline)
+if [ "$call" = resume ]; then
   args+=(--resume --name "$space")
 else
-  args+=(--space "$space" --trials-per-gpu "$trials_per_gpu")
-  [ -n "${TRIALS:-}" ] && args+=(--trials "$TRIALS")
-  [ -n "${EPOCHS:-}" ] && args+=(--epochs "$EPOCHS")
+  args+=(--space "$space")
+  [ -n "${TRIALS_PER_GPU:-}" ] && args+=(--trials-per-gpu "$TRIALS_PER_GPU")
+  [ -n "$trials" ] && args+=(--trials "$trials")
+  [ -n "$epochs" ] && args+=(--epochs "$epochs")
 fi
-echo "python -m raysearch.tune ${args[*]}" >>"$out/command.txt"
-log "search: python -m raysearch.tune ${args[*]} (SIGINT after $limit s)"
-set +e
-timeout -s INT -k 40 "$limit" python -m raysearch.tune "${args[@]}" >>"$out/search.log" 2>&1
-status=$?
-set -e
-if [ "$status" = 0 ]; then
-  log "search finished"
+limit=$(($(left) - KILL_WINDOW_S - PACK_S))
+status=none
+if [ "$limit" -lt 20 ]; then
+  log "no time left for the search ($limit s): not started"
 else
-  log "search not finished (exit $status): call again at once with RESUME=1"
+  echo "python -m raysearch.tune ${args[*]}   # call $call, SIGINT after $limit s" >>"$work/command.txt"
+  log "search: python -m raysearch.tune ${args[*]} (SIGINT after $limit s)"
+  echo "===== call $call, $(date -u +%FT%TZ) =====" >>"$work/search.log"
+  timeout -s INT -k "$KILL_WINDOW_S" "$limit" python -m raysearch.tune "${args[@]}" \
+    >>"$work/search.log" 2>&1
+  status=$?
+  # this call's summary lines (search.log holds every call's output)
+  awk '/^===== call /{n=NR} {line[NR]=$0} END{for (i=n; i<=NR; i++) print line[i]}' \
+    "$work/search.log" | grep -E "^- (Wall|Trials|Not finished|Trial-epochs|Start-up|Compile|GPU|Best)" |
+    tee -a "$out/run.log"
 fi
-[ "$mps" = 1 ] && { echo quit | nvidia-cuda-mps-control || true; }
-
-# what to keep: the results folder (leaderboard, table 5.2, plots, summary.json), the
-# experiment's own records (Optuna journal, driver runs, the space as run) and every trial's
-# result.json / params.json (not the checkpoints: each trial keeps a model.pt of several MB)
-experiment=$work/storage/$space
-mkdir -p "$out/results" "$out/experiment"
-cp -r "$work/results/." "$out/results/" 2>/dev/null || true
-for name in optuna.journal raysearch_runs.json raysearch_experiment.json; do
-  cp "$experiment/$name" "$out/experiment/" 2>/dev/null || true
-done
-(cd "$experiment" && find . -maxdepth 2 \( -name result.json -o -name params.json \) -print0 |
-  tar czf "$out/experiment/trials.tar.gz" --null -T -) 2>/dev/null || true
-echo "$status" >"$out/search_exit_status"
+stop_mps
+case $status in
+0)
+  log "search finished"
+  if [ "$(left)" -gt $((PACK_S + 45)) ]; then # the baseline, then the results with it
+    timeout $(($(left) - PACK_S - 10)) sh -c "python -m raysearch.baseline --shards '$work/shards' &&
+      python -m raysearch.leaderboard '$experiment' --results '$work/results'" \
+      >>"$work/search.log" 2>&1 && log "classical baseline computed; results rebuilt with it" ||
+      log "classical baseline not finished in the time left: results without it"
+  else
+    log "classical baseline left out: $(left) s left (raysearch baseline --shards SHARDS)"
+  fi
+  ;;
+none) ;;
+*) log "search not finished (exit $status): call again at once with 'resume' and the budget left" ;;
+esac
+finish

@@ -33,6 +33,7 @@ LEADERBOARD_COLUMNS = [
     "n_params",
     "wall_s",
     "startup_s",
+    "graphs_compiled",
     "gpu_mem_peak_gib",
     "device",
     "reused_from",

@@ -78,6 +78,8 @@ def trial_frame(
         # a twin replays its original's reports: their start-up and memory are not its own
         own = not row["reused_from"]
         row["startup_s"] = _rounded(result.get("startup_s"), 1) if own else np.nan
+        # graphs this trial compiled itself (0: all from Inductor's cache; empty: eager)
+        row["graphs_compiled"] = _rounded(result.get("graphs_compiled"), 0) if own else np.nan
         row["gpu_mem_peak_gib"] = _rounded(result.get("gpu_mem_peak_gib"), 2) if own else np.nan
         row["features"] = meta.get("features", "")
         row["split_level"] = meta.get("split_level", "")
@@ -97,6 +99,7 @@ def trial_frame(
         "n_params",
         "wall_s",
         "startup_s",
+        "graphs_compiled",
         "gpu_mem_peak_gib",
         "device",
         "reused_from",

@@ -4,11 +4,16 @@
 (rewritten whenever a trial ends, so a driver that is killed leaves the time of its last
 finished trial) and what the driver's GPU monitor saw. Their sum is the search's own running
 time: a search stopped and resumed later is not charged for the time in between.
+
+A run can begin before Tune does: the compile warm-up (:mod:`raysearch.search.warmup`) runs
+before the first trial and is recorded by :func:`record_warmup` as the start of a run that
+Tune's callback (:meth:`RunLog.begin`) then continues, so its time is in the wall time.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -45,9 +50,14 @@ class RunLog:
 
     @classmethod
     def begin(cls, experiment: str, monitor: object | None = None) -> RunLog:
+        """This driver's run: the one :func:`record_warmup` began, or a new one."""
         runs = read_runs(experiment)
         now = time.time()
-        runs.append({"started": now, "last_seen": now, "resumed": bool(runs)})
+        if runs and runs[-1].get("before_tune") == os.getpid():  # this driver's warm-up
+            del runs[-1]["before_tune"]
+            runs[-1]["last_seen"] = now
+        else:
+            runs.append({"started": now, "last_seen": now, "resumed": bool(runs)})
         log = cls(experiment, len(runs) - 1, monitor, runs)
         log._write()
         return log
@@ -62,3 +72,32 @@ class RunLog:
 
     def _write(self) -> None:
         write_text_atomic(join(self.experiment, RUNS_FILE), json.dumps(self.runs, indent=1))
+
+
+def record_warmup(experiment: str, started: float, warmup: dict) -> None:
+    """Begin this driver's run at ``started``, before Tune, with what the compile warm-up did
+    (:meth:`raysearch.search.warmup.WarmUp.to_dict`); :meth:`RunLog.begin` continues it."""
+    runs = read_runs(experiment)
+    runs.append(
+        {
+            "started": started,
+            "last_seen": time.time(),
+            "resumed": bool(runs),
+            "warmup": warmup,
+            "before_tune": os.getpid(),  # the driver whose Tune callback continues the run
+        }
+    )
+    write_text_atomic(join(experiment, RUNS_FILE), json.dumps(runs, indent=1))
+
+
+def warmup_totals(runs: list[dict]) -> dict | None:
+    """The compile warm-ups of every run: seconds and graphs summed (None: there was none)."""
+    warm = [run["warmup"] for run in runs if run.get("warmup")]
+    if not warm:
+        return None
+    return {
+        "seconds": round(sum(w["seconds"] for w in warm), 1),
+        "graphs_compiled": sum(w["graphs_compiled"] for w in warm),
+        "graphs_cached": sum(w["graphs_cached"] for w in warm),
+        "configurations": len(warm[-1]["configurations"]),
+    }

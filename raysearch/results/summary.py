@@ -19,7 +19,7 @@ import pandas as pd
 from raysearch.baseline.result import BaselineResult
 from raysearch.results.baseline import baseline_summary, best_test_track_acc
 from raysearch.results.rank import epoch_counts
-from raysearch.results.runs import running_time
+from raysearch.results.runs import running_time, warmup_totals
 from raysearch.search.space import SearchSpace
 
 ENDED = ("completed", "stopped early", "error", "no result")
@@ -59,6 +59,7 @@ def summarize(
             "replayed": counts.replayed,
         },
         "startup_s": _startup(trained),
+        "compile": _compile(trained, runs),
         "gpu": _gpu(trained, runs),
         "devices": sorted({str(d) for d in trials.get("device", []) if str(d) not in ("", "nan")}),
         "seeds_per_configuration": space.repeats,
@@ -127,6 +128,22 @@ def _startup(trained: pd.DataFrame) -> dict:
         "after_first_of_channels_median": _median(later["startup_s"]),
         "trials": len(timed),
         "after_first_of_channels_trials": len(later),
+    }
+
+
+def _compile(trained: pd.DataFrame, runs: list[dict]) -> dict | None:
+    """The compile warm-ups (:mod:`raysearch.search.warmup`) and what the compiled trials
+    compiled themselves; None when nothing compiled."""
+    warmup = warmup_totals(runs)
+    column = trained["graphs_compiled"] if "graphs_compiled" in trained else pd.Series([])
+    compiled = pd.to_numeric(column, errors="coerce").dropna()
+    if warmup is None and compiled.empty:
+        return None
+    return {
+        "warmup": warmup,
+        "trials": len(compiled),
+        "trials_from_cache": int((compiled == 0).sum()),
+        "trial_graphs_compiled": int(compiled.sum()),
     }
 
 
@@ -201,6 +218,22 @@ def summary_lines(summary: dict, space: SearchSpace) -> list[str]:
                 f"({startup['after_first_of_channels_trials']} trials)"
             )
         lines.append(line + ".")
+    compiled = summary.get("compile")
+    if compiled:
+        warmup = compiled["warmup"]
+        line = "- Compile: "
+        if warmup:
+            line += (
+                f"warm-up {warmup['seconds']} s before the trials ({warmup['configurations']} "
+                f"channel configuration(s), {warmup['graphs_compiled']} graph(s) compiled, "
+                f"{warmup['graphs_cached']} found cached; in the wall time); "
+            )
+        line += (
+            f"{compiled['trials_from_cache']} of {compiled['trials']} compiled trials loaded "
+            f"every graph from Inductor's cache, the others compiled "
+            f"{compiled['trial_graphs_compiled']} graph(s)."
+        )
+        lines.append(line)
     if gpu["busy_pct"] is not None:
         lines.append(
             f"- GPU ({', '.join(gpu['devices'])}): {gpu['busy_pct']} % busy on average over the "

@@ -314,11 +314,20 @@ def run_search(
     tuner = build_tuner(
         inputs, study_storage, callbacks, concurrency, resume, verbose, time_budget_s
     )
+    compile_once(inputs, concurrency)
     tuner.fit()  # returns when every trial ended, or on Ctrl+C / SIGINT with the state saved
-    comparison = search_baseline(shards, inputs) if baseline else None
     # the callback wrote the results as trials finished; once more from storage, so the
     # files hold every trial of a resumed experiment too
     records = records_from_experiment(experiment)
+    # a stopped search exits at once (its caller may be about to kill it): the baseline then
+    # comes from the cache only, and is computed at the end of the resumed search
+    comparison = None
+    if baseline:
+        comparison = (
+            search_baseline(shards, inputs)
+            if all_ended(space, records)
+            else cached_baseline_or_none(shards)
+        )
     write_results(space, records, results_dir, experiment, meta, baseline=comparison)
     with open(os.path.join(results_dir, "summary.json")) as f:
         summary = json.load(f)  # what write_results just summarised
@@ -326,6 +335,56 @@ def run_search(
     for line in summary_lines(summary, space):
         print(line, flush=True)
     return summary
+
+
+def compile_once(inputs: TrialInputs, concurrency: int) -> None:
+    """Before the first trial, when trials compile: one compile per graph of the first wave,
+    on the trials' node (:mod:`raysearch.search.warmup`), recorded as the start of this
+    driver's run."""
+    import time
+
+    from raysearch.results.runs import record_warmup
+    from raysearch.search.warmup import configurations_to_warm, first_wave, warm_up
+
+    space = inputs.network.space
+    if space.resources.workers > 1 or inputs.worker_group:
+        return  # DDP-wrapped networks compile another graph, in their workers
+    started = time.time()
+
+    def configs(config: dict):
+        model, train = inputs.network.configs(config)
+        return model, dataclasses.replace(train, use_gpu=inputs.use_gpu)
+
+    resources = trial_resources(space, inputs.use_gpu, inputs.worker_group)
+    try:
+        pairs = configurations_to_warm(configs, first_wave(space, concurrency))
+        warm = warm_up(pairs, inputs.splits_ref, resources, say=lambda s: print(s, flush=True))
+    except Exception as exc:  # an optimisation only: the trials then compile themselves
+        print(f"warning: compile warm-up failed ({type(exc).__name__}: {exc}); each trial "
+              "compiles for itself", flush=True)  # fmt: skip
+        return
+    if warm is not None:
+        record_warmup(inputs.experiment, started, warm.to_dict())
+
+
+def all_ended(space: SearchSpace, records) -> bool:
+    """Whether every planned trial of the search ended (not one stopped by SIGINT)."""
+    from raysearch.results.summary import ENDED
+
+    return len(records) >= space.total_runs and all(r.status in ENDED for r in records)
+
+
+def cached_baseline_or_none(shards: str):
+    """The baseline cached beside the shards, or None (said in one line)."""
+    from raysearch.baseline.shards import cached_baseline
+
+    try:
+        cached = cached_baseline(shards)
+    except Exception:  # a comparison only: never the search's failure
+        cached = None
+    if cached is None:
+        print("classical baseline: left for the end of the search (not finished)", flush=True)
+    return cached
 
 
 def search_baseline(shards: str, inputs: TrialInputs):

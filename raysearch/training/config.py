@@ -26,6 +26,7 @@ class TrainConfig:
     use_gpu: bool | None = None  # None: decided by the caller (raysearch.search.gpu_demand)
     cpus_per_worker: float = 1.0  # CPUs each worker (or one-worker trial) reserves in Ray
     torch_threads: int = 0  # CPU threads per worker; 0 = as many as the CPUs it reserves
+    compile_threads: int = 0  # Inductor's compile workers; 0 = as many as the CPUs it reserves
     gpus_per_worker: float = 1.0  # fractions let several one-worker trials share a GPU
     max_train_segments: int = 0  # 0 = all; > 0 subsamples the train split (smoke tests)
     freq_masks: int = 0  # SpecAugment (Park et al. 2019) frequency masks per segment
@@ -52,6 +53,7 @@ class TrainConfig:
             "workers": self.workers >= 1,
             "cpus_per_worker": self.cpus_per_worker > 0,
             "torch_threads": self.torch_threads >= 0,
+            "compile_threads": self.compile_threads >= 0,
             "gpus_per_worker": self.gpus_per_worker > 0,
             "max_train_segments": self.max_train_segments >= 0,
             "freq_masks": self.freq_masks >= 0,
@@ -86,3 +88,8 @@ class TrainConfig:
     def threads(self) -> int:
         """torch CPU threads for one worker."""
         return self.torch_threads or max(1, int(self.cpus_per_worker))
+
+    def compile_workers(self) -> int:
+        """Inductor compile workers for one worker: the CPUs it reserves, unless set (the
+        search's compile warm-up gives its one task the whole node)."""
+        return self.compile_threads or max(1, int(self.cpus_per_worker))

@@ -146,6 +146,11 @@ class _Run:
     n_params: int
     started: float
     startup_s: float | None = None  # from placement.started_at to the end of the first step
+    # Inductor's FX-graph cache counters when the run started (compiled runs only): the first
+    # step's misses are the graphs this run compiled itself, its hits the ones it loaded
+    graph_counters: tuple[int, int] | None = None
+    graphs_compiled: int | None = None
+    graphs_cached: int | None = None
 
     @property
     def device(self) -> torch.device:
@@ -257,7 +262,13 @@ def _start(
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if on_gpu else None
         )
+    graph_counters = None
     if compile_mode != "off":
+        # a trial compiles with the CPUs it holds, not one Inductor worker per CPU of the node
+        # for each of the K trials that start together (search.warmup compiles the first
+        # wave's graph once, with the whole node, before they start)
+        set_compile_threads(config.compile_workers())
+        graph_counters = fx_graph_cache_counters()
         model = compile_model(model, compile_mode)
     train = DeviceBatches(
         splits["train"],
@@ -284,6 +295,7 @@ def _start(
         channels_last=channels_last,
         n_params=count_parameters(bare),
         started=started,
+        graph_counters=graph_counters,
     )
 
 
@@ -326,6 +338,9 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
         "n_params": run.n_params,
         "startup_s": run.startup_s,
     }
+    if run.graphs_compiled is not None:
+        metrics["graphs_compiled"] = run.graphs_compiled
+        metrics["graphs_cached"] = run.graphs_cached
     if device.type == "cuda":  # torch's peak for this process: weights, data, activations
         metrics["gpu_mem_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
         # what its allocator held at most (cached blocks too): nearer what the GPU lost to it
@@ -339,7 +354,29 @@ def _first_step_done(run: _Run) -> float:
     (waited for on a GPU: one synchronisation per run)."""
     if run.device.type == "cuda":
         torch.cuda.synchronize(run.device)
+    if run.graph_counters is not None:
+        misses, hits = fx_graph_cache_counters()
+        run.graphs_compiled = misses - run.graph_counters[0]
+        run.graphs_cached = hits - run.graph_counters[1]
     return time.time() - (run.placement.started_at or run.started)
+
+
+def fx_graph_cache_counters() -> tuple[int, int]:
+    """(misses, hits) of Inductor's FX-graph cache in this process so far: a miss is a graph
+    compiled here, a hit one loaded from the on-disk cache (forward and backward count one
+    each)."""
+    from torch._dynamo.utils import counters
+
+    return counters["inductor"]["fxgraph_cache_miss"], counters["inductor"]["fxgraph_cache_hit"]
+
+
+def set_compile_threads(threads: int) -> None:
+    """Inductor's compile workers for this process (its own default: one per CPU of the
+    machine, up to 32). Not part of Inductor's cache key: a graph compiled with any number
+    loads in a process with any other."""
+    import torch._inductor.config
+
+    torch._inductor.config.compile_threads = max(1, int(threads))
 
 
 def _validate(run: _Run, metrics: dict) -> bool:
