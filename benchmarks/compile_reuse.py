@@ -136,9 +136,9 @@ def side(name: str, cache: str, argv: list[str], ratios: list[float]) -> dict:
         if proc.returncode:
             raise SystemExit(f"side {name!r} failed:\n{proc.stderr[-3000:]}")
         lines = proc.stdout.splitlines()
-        rows += [json.loads(line[4:]) for line in lines if line.startswith("ROW ")]
-    for row in rows:
-        print(f"{name}: {row}", flush=True)
+        for row in [json.loads(line[4:]) for line in lines if line.startswith("ROW ")]:
+            print(f"{name}: {row}", flush=True)  # each process's rows as it ends
+            rows.append(row)
     return {
         "side": name,
         "networks": rows,

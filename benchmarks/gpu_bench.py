@@ -1,36 +1,37 @@
-"""Benchmark: the GPU search for real, as one command for a GPU machine (about 8 minutes).
+"""Benchmark: K trials sharing one GPU, side by side in one run (the device tool's sides).
 
-1. **Data**: a full-size synthetic set (``--clips-per-genre`` 100 x ``--duration`` 30 s = 1,000
-   clips, about 11,400 train segments), prepared by ``raysearch.data.pipeline.prepare``.
-2. **Sides** (``--sides``, in order, each skipped when the deadline is near): ``k`` concurrent
-   trials on one GPU (Ray tasks with ``1/k`` GPU each), every one running the project's training
-   loop (:func:`raysearch.training.loop.fit`, the default SE-CNN, batch 32, Adam) for
-   ``--epochs`` epochs on the whole train split. A side is ``MODE:K[:mps][:KERNELS]``: ``MODE``
-   is ``eager`` or a ``torch.compile`` mode (``default``, ``reduce-overhead``); ``K`` a number
-   or ``auto`` (what ``--trials-per-gpu auto`` gives on this GPU, :mod:`raysearch.search.packing`);
-   ``mps`` runs the trials as clients of CUDA MPS (one ``nvidia-cuda-mps-control`` daemon,
-   started for the side and stopped after it), which lets kernels of several processes run on
-   the GPU at once instead of taking turns; ``KERNELS`` how each block's conv → ReLU → max-pool
-   runs (:data:`raysearch.ops.KERNELS`, default ``aten``). The aggregate figure is wall-clock:
-   train segments of every trial's epochs after the first, divided by the time from the
-   earliest start to the latest end of those epochs (validation included), so it cannot exceed
-   what the GPU did. The first epoch's seconds and each trial's start-up (process start to the
-   end of its first step) show the compile. GPU utilisation and memory come from NVML, sampled
-   every 0.2 s over the same window; torch's peak and reserved memory per trial beside them.
-3. **Search**: ``search_spaces/ratio.yaml`` (ASHA, 30 epochs) through
-   ``raysearch.search.run.run_search`` with a time budget, with the settings of the fastest side
-   measured, or of ``--search-side`` (its compile mode, ``gpu: 1/k``, MPS or not; compiled
-   trials run in a new process each, :func:`raysearch.search.run.reuses_actors`); how many trials
-   finished in it, and
-   the 50-trial wall time extrapolated from it (said as such).
+1. **Data**: ``--shards`` (the search's, on a machine that just ran it), or a synthetic set
+   made here (``--clips-per-genre`` x ``--duration`` s), prepared by
+   ``raysearch.data.pipeline.prepare``; ``--train-segments`` caps what a trial trains per
+   epoch, so that a side's epochs stay short.
+2. **Sides** (``--sides``, in order): ``k`` concurrent trials on one GPU (Ray tasks with
+   ``1/k`` GPU each), every one running the project's training loop
+   (:func:`raysearch.training.loop.fit`, the default SE-CNN, batch 32, Adam) for ``--epochs``
+   epochs. A side is ``MODE:K[:mps][:KERNELS]``: ``MODE`` is ``eager`` or a ``torch.compile``
+   mode (``default``, ``reduce-overhead``); ``K`` a number or ``auto`` (what
+   ``--trials-per-gpu auto`` gives on this GPU, :mod:`raysearch.search.packing`); ``mps`` runs
+   the trials as clients of CUDA MPS (a daemon of the script's own, started for the side and
+   stopped after it; one that will not start runs the side without MPS and says so);
+   ``KERNELS`` how each block's conv → ReLU → max-pool runs (:data:`raysearch.ops.KERNELS`,
+   default ``aten``). A compiled side compiles its graph once first, as a search does
+   (:mod:`raysearch.search.warmup`), so its trials' start-up is a search's after the warm-up.
+   The aggregate is wall-clock, over the window in which every trial is in steady state (its
+   epochs after the first; :func:`steady_window`), validation included. Each side gets an
+   equal share of the time left (``--budget-s``); one whose share is under ``--min-side-s`` is
+   skipped and says so. GPU utilisation and memory come from NVML, sampled every 0.2 s over
+   the window; torch's peak and reserved memory per trial beside them. Every side's row is
+   written as soon as it ends.
+3. **Search** (only with ``--search-budget-s``; ``benchmarks/gpu_search_run.sh`` runs the
+   whole search): ``search_spaces/ratio.yaml`` with a time budget and the fastest side's
+   settings, and the 50-trial wall time extrapolated from it (said as such).
 
-Everything goes to ``--out`` (``gpu_bench.json``, ``gpu_bench.md``, ``search.tar.gz``). On a
-machine without CUDA it runs the same code on CPUs (use a small ``--clips-per-genre`` /
-``--duration``; MPS sides are skipped): a dry run of the script, not a GPU figure.
+Everything goes to ``--out`` (``gpu_bench.json``, ``gpu_bench.md``). On a machine without
+CUDA it runs the same code on CPUs (small data; MPS sides are skipped): a dry run of the
+script, not a GPU figure.
 
-    python benchmarks/gpu_bench.py --out /tmp/gpu-bench                      # GPU machine
+    python benchmarks/gpu_bench.py --out /tmp/gpu-bench --shards SHARDS --train-segments 4560
     python benchmarks/gpu_bench.py --clips-per-genre 10 --duration 6 --sides eager:1,eager:2 \\
-        --epochs 2 --search-trials 3 --search-epochs 2 --budget-s 400           # CPU dry run
+        --epochs 3 --budget-s 200                                                # CPU dry run
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ def trial_task(splits_ref: list, model_config, train_config) -> dict:
                 "train_segments": metrics["train_segments"],
                 "segments_per_s": metrics["segments_per_s"],
                 "startup_s": metrics["startup_s"],
+                "graphs_compiled": metrics.get("graphs_compiled"),
             }
         )
 
@@ -213,6 +215,31 @@ def trial_task(splits_ref: list, model_config, train_config) -> dict:
     }
 
 
+def steady_window(runs: list[dict]) -> tuple[float, float, float, str]:
+    """(start, end, train segments in it, how) of the window in which every trial of a side
+    is in steady state: from the latest start of a trial's second epoch (the first holds its
+    start-up and compile) to the earliest end of a trial's last epoch. An epoch that overlaps
+    the window counts in proportion to the overlap (its rate taken as even). When the trials'
+    steady epochs do not overlap at all (starts too staggered), the window of every steady
+    epoch instead, said as ``how = "staggered"``: an underestimate."""
+    steady = [run["reports"][1:] for run in runs]
+    if all(steady):
+        start = max(epochs[0]["end"] - epochs[0]["epoch_s"] for epochs in steady)
+        end = min(epochs[-1]["end"] for epochs in steady)
+        if end > start:
+            segments = 0.0
+            for epoch in (e for epochs in steady for e in epochs):
+                e_start, e_end = epoch["end"] - epoch["epoch_s"], epoch["end"]
+                overlap = min(end, e_end) - max(start, e_start)
+                if overlap > 0:
+                    segments += epoch["train_segments"] * overlap / (e_end - e_start)
+            return start, end, segments, "all trials steady"
+    reports = [r for run in runs for r in (run["reports"][1:] or run["reports"])]
+    start = min(r["end"] - r["epoch_s"] for r in reports)
+    end = max(r["end"] for r in reports)
+    return start, end, float(sum(r["train_segments"] for r in reports)), "staggered"
+
+
 def throughput(
     splits_ref,
     model_config,
@@ -224,29 +251,48 @@ def throughput(
     timeout_s: float,
 ) -> dict:
     """``side.trials`` concurrent trials on the GPU (or CPU tasks); aggregate wall-clock
-    segments/s. ``env``: environment variables of the trials' processes (MPS's pipe folder).
-    Trials still running after ``timeout_s`` (a client that cannot reach MPS may wait for
-    ever) are killed and the side raises ``TimeoutError``, leaving the rest of the run its time;
-    when one trial fails the others are killed too."""
+    segments/s over the window where all of them are in steady state (:func:`steady_window`).
+    A compiled side first compiles its graph once, as a search does
+    (:func:`raysearch.search.warmup.compile_first_steps`), so its trials load it: their
+    start-up is a search's after the warm-up. ``env``: environment variables of the trials'
+    processes (MPS's pipe folder). Trials still running after ``timeout_s`` (a client that
+    cannot reach MPS may wait for ever) are killed and the side raises ``TimeoutError``,
+    leaving the rest of the run its time; when one trial fails the others are killed too."""
     import ray
 
+    from raysearch.search.warmup import compile_first_steps
+
     k = side.trials
+    began = time.time()
     config = dataclasses.replace(
         base_config, compile=side.compile, kernels=side.kernels, gpus_per_worker=1 / k
     )
+    options = {
+        "num_cpus": 1,
+        "num_gpus": (1 / k if use_gpu else 0),
+        "runtime_env": {"env_vars": env} if env else None,
+    }
+    warmup = None
+    if side.compile != "off":
+        warm_task = ray.remote(max_calls=1)(compile_first_steps).options(**options)
+        warm_ref = warm_task.remote(model_config, config, splits_ref)
+        try:
+            warmup = ray.get(warm_ref, timeout=timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            ray.cancel(warm_ref, force=True)
+            raise TimeoutError(f"side {side.name}: compile not done in {timeout_s:.0f} s") from None
+        warmup["seconds"] = round(time.time() - began, 1)
     # max_calls=1: each trial's process exits with it, so no CUDA cache outlives its trial
     task = ray.remote(max_calls=1)(trial_task)
     sampler.start()
     refs = [
-        task.options(
-            num_cpus=1,
-            num_gpus=(1 / k if use_gpu else 0),
-            runtime_env={"env_vars": env} if env else None,
-        ).remote(splits_ref, model_config, dataclasses.replace(config, seed=i))
+        task.options(**options).remote(
+            splits_ref, model_config, dataclasses.replace(config, seed=i)
+        )
         for i in range(k)
     ]
     try:
-        runs = ray.get(refs, timeout=timeout_s)
+        runs = ray.get(refs, timeout=max(1.0, timeout_s - (time.time() - began)))
     except BaseException as exc:  # a trial failed (out of memory?) or the deadline passed:
         for ref in refs:  # end the others, so that they do not run into the next side
             ray.cancel(ref, force=True)
@@ -257,18 +303,17 @@ def throughput(
         raise
     finally:
         sampler.stop()
-    steady = [r for run in runs for r in run["reports"][1:]] or [
-        r for run in runs for r in run["reports"]
-    ]
-    window_start = min(r["end"] - r["epoch_s"] for r in steady)
-    window_end = max(r["end"] for r in steady)
-    segments = sum(r["train_segments"] for r in steady)
+    window_start, window_end, segments, how = steady_window(runs)
+    startups = [run["reports"][0]["startup_s"] for run in runs]
     return {
         "side": side.name,
         "trials": k,
         "compile": side.compile,
+        "kernels": side.kernels,
         "mps": side.mps,
         "aggregate_segments_per_s": round(segments / (window_end - window_start), 1),
+        "window_s": round(window_end - window_start, 1),
+        "window": how,
         "per_trial_segments_per_s": [  # epochs after the first (the only one if alone)
             round(
                 sum(r["segments_per_s"] for r in run["reports"][1:] or run["reports"])
@@ -278,8 +323,14 @@ def throughput(
             for run in runs
         ],
         "first_epoch_s": [round(run["reports"][0]["epoch_s"], 2) for run in runs],
-        # process start to the end of the first step (imports, CUDA, data, compile)
-        "startup_s": [round(run["reports"][0]["startup_s"], 2) for run in runs],
+        # process start to the end of the first step (imports, CUDA, data, the cached graph)
+        "startup_s": [round(v, 2) for v in startups],
+        "startup_s_median": round(sorted(startups)[len(startups) // 2], 2),
+        "graphs_compiled_by_trials": sum(
+            run["reports"][0].get("graphs_compiled") or 0 for run in runs
+        ),
+        "warmup": warmup,
+        "side_s": round(time.time() - began, 1),
         "torch_peak_gib_per_trial": max((run["torch_peak_gib"] or 0) for run in runs) or None,
         "torch_reserved_gib_per_trial": max((run["torch_reserved_gib"] or 0) for run in runs)
         or None,
@@ -374,18 +425,34 @@ def markdown(report: dict) -> str:
         f"{facts.get('cores')} cores; torch {facts['versions'].get('torch')}, "
         f"ray {facts['versions'].get('ray')}.",
         f"Data: {report.get('data', {}).get('clips')} synthetic clips, "
-        f"{report.get('data', {}).get('train_segments')} train segments.",
+        f"{report.get('data', {}).get('train_segments')} train segments, "
+        f"{report.get('data', {}).get('segments_per_epoch')} of them per trial and epoch.",
         "",
-        "| side (mode:trials[:mps][:kernels]) | aggregate segments/s | per trial | first "
-        "epoch s | start-up s (process to first step) | GPU util % | GPU mem peak GiB (NVML) "
-        "| torch peak / reserved GiB per trial |",
-        "|---|---:|---|---|---|---:|---:|---|",
+        "Aggregate: train segments/s over the window in which every trial of the side is in "
+        "steady state (after its first epoch), validation included; compiled sides compile "
+        "once first (warm-up), so the trials' start-up is a search's after the warm-up.",
+        "",
+        "| side (mode:trials[:mps][:kernels]) | aggregate segments/s | vs first side | window "
+        "s | per trial | start-up s, median (each) | warm-up s | GPU util % | GPU mem peak GiB "
+        "(NVML) | torch peak / reserved GiB per trial |",
+        "|---|---:|---:|---:|---|---|---:|---:|---:|---|",
     ]
-    for row in report.get("sides", []):
+    rows = report.get("sides", [])
+    first = next((r["aggregate_segments_per_s"] for r in rows if "window" in r), None)
+    for row in rows:
+        if "window" not in row:
+            why = f"skipped: {row['skipped']}" if "skipped" in row else f"error: {row.get('error')}"
+            lines.append(f"| {row['side']} | {why} |" + " |" * 8)
+            continue
+        warm = (row.get("warmup") or {}).get("seconds", "")
+        window = f"{row['window_s']}" + (
+            " (staggered)" if row["window"] != "all trials steady" else ""
+        )
         lines.append(
-            f"| {row['side']} | {row['aggregate_segments_per_s']} | "
-            f"{row['per_trial_segments_per_s']} | {row['first_epoch_s']} | "
-            f"{row.get('startup_s')} | {row['gpu_util_pct']} | {row['gpu_mem_peak_gib']} | "
+            f"| {row['side']} | {_rate(row['aggregate_segments_per_s'])} | "
+            f"{row['aggregate_segments_per_s'] / first:.2f} | {window} | "
+            f"{row['per_trial_segments_per_s']} | {row['startup_s_median']} ({row['startup_s']}) | "
+            f"{warm} | {row['gpu_util_pct']} | {row['gpu_mem_peak_gib']} | "
             f"{_gib(row.get('torch_peak_gib_per_trial'))} / "
             f"{_gib(row.get('torch_reserved_gib_per_trial'))} |"
         )
@@ -406,6 +473,10 @@ def markdown(report: dict) -> str:
     for error in report.get("errors", []):
         lines.append(f"\nerror in {error['section']}: {error['error']}")
     return "\n".join(lines) + "\n"
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
 def _gib(value) -> str:
@@ -433,6 +504,13 @@ def auto_trials(shards: str, model_config, base, args) -> tuple[int, str]:
     return packing.trials, f"{packing.describe()}; {name}; kernels {args.auto_kernels}"
 
 
+# today's best (compiled, 8 trials, MPS) first; every other side is read against it
+SIDES = (
+    "default:8:mps,default:8:mps:select-conv1,default:8:mps:select,default:12:mps,"
+    "default:16:mps,default:auto:mps"
+)
+
+
 def fastest(rows: list[dict], sides: list[Side]) -> Side | None:
     """The side with the highest aggregate segments/s, or None when none was measured."""
     best = max(rows, key=lambda row: row["aggregate_segments_per_s"], default=None)
@@ -444,13 +522,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--out", default="gpu-bench-out", help="output folder")
+    parser.add_argument(
+        "--shards", default=None, help="measure on these shards (default: generate a set)"
+    )
     parser.add_argument("--clips-per-genre", type=int, default=100)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per clip")
     parser.add_argument(
         "--sides",
-        # today's best first (the baseline of every lever), then the levers: what does not fit
-        # before the search's budget is skipped (on the H100, data and about 3 sides fit in 450 s)
-        default="default:8:mps,default:8:mps:select-conv1,default:8:mps:select,default:auto:mps",
+        # today's best first (every other side is read against it), then the kernels, then K
+        default=SIDES,
         help="MODE:K[:mps][:KERNELS] measurements, in order (see the module docstring); K may "
         "be auto (raysearch.search.packing)",
     )
@@ -459,11 +539,31 @@ def main(argv: list[str] | None = None) -> int:
         default="aten",
         help="the kernels --trials-per-gpu auto's arithmetic assumes for auto sides",
     )
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per trial of a side")
+    parser.add_argument(
+        "--epochs", type=int, default=3, help="epochs per trial of a side (the first is start-up)"
+    )
+    parser.add_argument(
+        "--train-segments",
+        type=int,
+        default=0,
+        help="train segments per trial and epoch (0: the whole train split)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--min-side-s",
+        type=float,
+        default=20,
+        help="a side whose share of the time left is shorter is skipped (and says so)",
+    )
     parser.add_argument("--search-trials", type=int, default=50)
     parser.add_argument("--search-epochs", type=int, default=None, help="default: the space's")
-    parser.add_argument("--search-budget-s", type=float, default=170)
+    parser.add_argument(
+        "--search-budget-s",
+        type=float,
+        default=0,
+        help="a time-budgeted search after the sides (0: none; gpu_search_run.sh runs the whole "
+        "search)",
+    )
     parser.add_argument(
         "--search-side",
         default=None,
@@ -477,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"command": " ".join(["python benchmarks/gpu_bench.py", *sys.argv[1:]])}
     report["errors"] = []
+    # kept back from the sides: the search's budget and its start, or a few seconds to save
+    reserve = args.search_budget_s + 45 if args.search_budget_s > 0 else 5
 
     def left() -> float:
         return args.budget_s - (time.time() - began)
@@ -496,37 +598,62 @@ def main(argv: list[str] | None = None) -> int:
     facts["gpu"] = torch.cuda.get_device_name(0) if use_gpu else None
     report["machine"] = facts
     say(f"machine: {facts['gpu'] or 'no CUDA: CPU dry run'}, {facts['cores']} cores")
+    report["sides"] = [{"side": side.name, "skipped": "not reached"} for side in sides]
+    save()  # the file exists from the start: a run cut off before its first side says so
+    report["sides"] = []
     work = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
     mps = MpsDaemon(work / "mps")
     start_local_ray(os.cpu_count() or 1, REPO, num_gpus=1 if use_gpu else 0)
-    shards = make_shards(args, work)
+    shards = args.shards or make_shards(args, work)
     splits = load_splits(shards)
+    per_epoch = min(args.train_segments or len(splits["train"]), len(splits["train"]))
     report["data"] = {
-        "clips": args.clips_per_genre * 10,
+        "shards": shards,
+        "clips": len(set(splits["train"].track_id))
+        + len(set(splits["val"].track_id))
+        + len(set(splits["test"].track_id)),
         "train_segments": len(splits["train"]),
+        "segments_per_epoch": per_epoch - per_epoch % args.batch_size,
         "val_segments": len(splits["val"]),
         "test_segments": len(splits["test"]),
     }
     splits_ref = [ray.put(splits)]
     del splits
     model_config = model_config_for(shards)
-    base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=0, use_gpu=use_gpu)
+    base = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=0,
+        use_gpu=use_gpu,
+        max_train_segments=args.train_segments,
+    )
     sampler = GpuMonitor(period_s=0.2)
     auto_k, report["auto"] = auto_trials(shards, model_config, base, args)
     say(f"--trials-per-gpu auto: {report['auto']}")
     sides = [dataclasses.replace(s, trials=auto_k) if s.auto else s for s in sides]
-    save()
     report["sides"] = []
-    for side in sides:
-        if left() < 60 + args.search_budget_s:
-            say(f"skipping side {side.name}: {left():.0f} s left")
+    save()
+    for i, side in enumerate(sides):
+        share = (left() - reserve) / (len(sides) - i)  # the time left, shared by the sides left
+        if share < args.min_side_s:
+            say(f"skipping side {side.name}: its share of the time left is {share:.0f} s")
+            report["sides"].append({"side": side.name, "skipped": f"no time ({share:.0f} s)"})
+            save()
             continue
         if side.mps and not use_gpu:
             say(f"skipping side {side.name}: MPS needs CUDA")
+            report["sides"].append({"side": side.name, "skipped": "MPS needs CUDA"})
+            save()
             continue
+        mps_on = False
         try:
             if side.mps:
-                mps.start()
+                try:
+                    mps.start()
+                    mps_on = True
+                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                    say(f"side {side.name}: MPS did not start ({exc}); the same side without MPS")
+                    side = dataclasses.replace(side, mps=False)
             row = throughput(
                 splits_ref,
                 model_config,
@@ -534,19 +661,23 @@ def main(argv: list[str] | None = None) -> int:
                 side,
                 use_gpu,
                 sampler,
-                mps.env if side.mps else {},
-                timeout_s=max(30.0, left() - args.search_budget_s - 45),
+                mps.env if mps_on else {},
+                timeout_s=share,
             )
             report["sides"].append(row)
             say(f"side {side.name}: {row}")
         except Exception as exc:  # noqa: BLE001 - keep the rest of the run
             report["errors"].append({"section": f"side {side.name}", "error": repr(exc)})
+            report["sides"].append({"side": side.name, "error": repr(exc)[:200]})
             traceback.print_exc()
         finally:
-            if side.mps:
+            if mps_on:
                 mps.stop()
         save()
-    chosen = Side.parse(args.search_side) if args.search_side else fastest(report["sides"], sides)
+    chosen = None
+    if args.search_budget_s > 0:
+        measured = [r for r in report["sides"] if "aggregate_segments_per_s" in r]
+        chosen = Side.parse(args.search_side) if args.search_side else fastest(measured, sides)
     budget = min(args.search_budget_s, left() - 45)
     if chosen is not None and budget > 30:
         try:

@@ -16,7 +16,8 @@
 # SIGINT could land inside it); once the search is finished, the baseline is computed with the
 # time left and the results rebuilt with it, or the log says it was left out.
 #
-# What comes back (4 files of the tool's 8):
+# What comes back (4 files of the tool's 8; 4 more in bench/ when a finished search leaves
+# time for gpu_run.sh's sides and kernel tables, BENCH_MIN_S = 90 s or more):
 #   search.tar.gz   exactly what is to be committed: results/ (leaderboard, table 5.2, plots,
 #                   summary.json), experiment/ (Optuna journal, driver runs, the space as run,
 #                   every trial's result.json and params.json; no checkpoints), search.log,
@@ -68,15 +69,21 @@ pack() { # everything to keep, from whatever the stages left
   for name in search.log machine.txt command.txt data_timings.json; do
     cp "$work/$name" "$stage/" 2>/dev/null
   done
-  tar czf "$out/search.tar.gz" -C "$stage" . &&
-    cp "$work/results/summary.json" "$work/results/leaderboard.md" "$out/" 2>/dev/null
+  tar czf "$out/search.tar.gz" -C "$stage" .
   log "packed: search.tar.gz ($(du -h "$out/search.tar.gz" | cut -f1))"
+  for name in summary.json leaderboard.md; do # or a line that says why there is none
+    cp "$work/results/$name" "$out/" 2>/dev/null || {
+      log "no $name: the search wrote no results (see run.log)"
+      [ "$name" = summary.json ] && echo '{"search": null, "why": "no results: see run.log"}' >"$out/$name"
+      [ "$name" = leaderboard.md ] && echo "No results: the search did not report a trial (run.log says why)." >"$out/$name"
+    }
+  done
 }
 
 finish() {
   stop_mps
   pack
-  check_out || log "OVER THE TOOL'S LIMITS: some files would not come back"
+  check_out || { log "OVER THE TOOL'S LIMITS: some files would not come back"; return 1; }
 }
 
 mkdir -p "$work"
@@ -155,4 +162,11 @@ case $status in
 none) ;;
 *) log "search not finished (exit $status): call again at once with 'resume' and the budget left" ;;
 esac
-finish
+finish || exit 1
+# the time a finished search leaves: the sides and kernel tables of gpu_run.sh on the same
+# machine and shards (4 more files, in $OUT/bench); THEN_BENCH=0 leaves it out
+if [ "$status" = 0 ] && [ "${THEN_BENCH:-1}" = 1 ] && [ "$(left)" -ge "${BENCH_MIN_S:-90}" ]; then
+  log "then gpu_run.sh with the $(( $(left) - 5 )) s left"
+  OUT=$out/bench WORK=$work bash "$here/gpu_run.sh" $(($(left) - 5)) >/dev/null
+  check_out || exit 1
+fi

@@ -144,7 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60, help="timed steps")
     parser.add_argument("--rows", type=int, default=15, help="kernels per table")
     parser.add_argument("--device", default="cuda", help="cuda, or cpu for a dry run")
-    parser.add_argument("--budget-s", type=float, default=0, help="skip variants after (0: none)")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=0,
+        help="skip a variant that the time left would not hold (0: no limit)",
+    )
+    parser.add_argument(
+        "--no-json",
+        dest="json",
+        action="store_false",
+        help="write the Markdown only (its tables hold every figure)",
+    )
     args = parser.parse_args(argv)
     args.shape = tuple(int(v) for v in args.shape.split(","))
     import torch
@@ -162,21 +173,28 @@ def main(argv: list[str] | None = None) -> int:
         "variants": {},
     }
     profiled = set(args.profile.split(","))
+    (out / "gpu_step_profile.md").write_text(markdown(report))  # there even if cut off at once
+    longest = 0.0  # the slowest variant so far: one that would not fit is not started
     for name in [v for v in args.variants.split(",") if v]:
-        if args.budget_s and time.time() - began > args.budget_s:
-            report["variants"][name] = {"skipped": "--budget-s"}
-            continue
-        try:
-            result = run_variant(name, args, device, name in profiled)
-        except Exception as exc:  # noqa: BLE001 - report and go on
-            result = {"error": repr(exc)[:500]}
-        report["variants"][name] = result
-        print(name, {k: v for k, v in result.items() if k != "top_kernels"}, flush=True)
-        if "top_kernels" in result:
-            print(result["top_kernels"], flush=True)
-        (out / "gpu_step_profile.json").write_text(json.dumps(report, indent=1))
+        left = args.budget_s - (time.time() - began) if args.budget_s else float("inf")
+        if left < longest:
+            report["variants"][name] = {"skipped": f"--budget-s ({left:.0f} s left)"}
+        else:
+            started = time.time()
+            try:
+                result = run_variant(name, args, device, name in profiled)
+            except Exception as exc:  # noqa: BLE001 - report and go on
+                result = {"error": repr(exc)[:500]}
+            longest = max(longest, time.time() - started)
+            report["variants"][name] = result
+            print(name, {k: v for k, v in result.items() if k != "top_kernels"}, flush=True)
+            if "top_kernels" in result:
+                print(result["top_kernels"], flush=True)
+        # every variant's row as soon as it ends: a run cut off keeps what it measured
+        if args.json:
+            (out / "gpu_step_profile.json").write_text(json.dumps(report, indent=1))
+        (out / "gpu_step_profile.md").write_text(markdown(report))
     print(markdown(report))
-    (out / "gpu_step_profile.md").write_text(markdown(report))
     return 0
 
 

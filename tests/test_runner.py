@@ -51,3 +51,12 @@ def test_without_replay_every_epoch_is_reported_and_kept(tmp_path):
     assert sent == [1, 2, 3]
     assert partial_sizes == [1, 2, 2]
     assert len(full["reports"]) == 3
+
+
+def test_a_process_that_waited_in_rays_pool_starts_its_run_when_handed_it():
+    from raysearch.training.runner import POOL_IDLE_S, first_run_began
+
+    # a process started for the run imports raysearch within seconds: its start counts
+    assert first_run_began(created=100.0, imported=103.0) == 100.0
+    # one Ray started ahead and leased to the run a minute later: the run began at the import
+    assert first_run_began(created=100.0, imported=160.0 + POOL_IDLE_S) == 160.0 + POOL_IDLE_S

@@ -27,17 +27,31 @@ from raysearch.training.loop import Placement, fit
 _RUNS_IN_THIS_PROCESS: list[float] = []  # when each run handed to this process began
 
 
+POOL_IDLE_S = 20.0  # a process older than this when it first imported raysearch waited in a pool
+
+
 def run_started_at() -> float:
-    """When the run just handed to this process began: the process's own start for its first
-    run (its imports and set-up count), else now (a Tune actor reused for the next trial)."""
+    """When the run just handed to this process began: for its first run, the process's own
+    start (its imports and set-up count; :func:`first_run_began`), else now (a Tune actor
+    reused for the next trial)."""
     import time
 
     import psutil
 
+    import raysearch
+
     now = time.time()
     first = not _RUNS_IN_THIS_PROCESS
     _RUNS_IN_THIS_PROCESS.append(now)
-    return psutil.Process().create_time() if first else now
+    return first_run_began(psutil.Process().create_time(), raysearch.IMPORTED_AT) if first else now
+
+
+def first_run_began(created: float, imported: float) -> float:
+    """When a process's first run began: the process's start, unless the process waited in
+    Ray's worker pool before it was handed the run (Ray starts workers ahead and leases an idle
+    one to a new task or actor; the run then first imports raysearch, ``POOL_IDLE_S`` or more
+    after the process started), in which case that import."""
+    return imported if imported - created > POOL_IDLE_S else created
 
 
 def pick_device(use_gpu: bool):
