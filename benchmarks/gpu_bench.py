@@ -17,9 +17,10 @@
    (:mod:`raysearch.search.warmup`), so its trials' start-up is a search's after the warm-up.
    The aggregate is wall-clock, over the window in which every trial is in steady state (its
    epochs after the first; :func:`steady_window`), validation included. Each side gets an
-   equal share of the time left (``--budget-s``); one whose share is under ``--min-side-s`` is
-   skipped and says so. GPU utilisation and memory come from NVML, sampled every 0.2 s over
-   the window; torch's peak and reserved memory per trial beside them. Every side's row is
+   equal share of the time left (``--budget-s``), and at least ``--min-side-s``: when the time
+   left holds fewer sides, the first ones run and the others are skipped, saying so. GPU
+   utilisation and memory come from NVML, sampled every 0.2 s over the window; torch's peak
+   and reserved memory per trial beside them. Every side's row is
    written as soon as it ends.
 3. **Search** (only with ``--search-budget-s``; ``benchmarks/gpu_search_run.sh`` runs the
    whole search): ``search_spaces/ratio.yaml`` with a time budget and the fastest side's
@@ -552,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--min-side-s",
         type=float,
-        default=20,
+        default=60,  # on the H200: 8 processes' start, a new kernel's compile, 3 short epochs
         help="a side whose share of the time left is shorter is skipped (and says so)",
     )
     parser.add_argument("--search-trials", type=int, default=50)
@@ -634,10 +635,13 @@ def main(argv: list[str] | None = None) -> int:
     report["sides"] = []
     save()
     for i, side in enumerate(sides):
-        share = (left() - reserve) / (len(sides) - i)  # the time left, shared by the sides left
-        if share < args.min_side_s:
-            say(f"skipping side {side.name}: its share of the time left is {share:.0f} s")
-            report["sides"].append({"side": side.name, "skipped": f"no time ({share:.0f} s)"})
+        # the time left shared by the sides left, but never under what a side needs: with
+        # too little for all, the first sides (the most telling) run and the last are skipped
+        share = max((left() - reserve) / (len(sides) - i), args.min_side_s)
+        if left() - reserve < share:
+            why = f"no time ({left() - reserve:.0f} s left, a side needs {args.min_side_s:.0f})"
+            say(f"skipping side {side.name}: {why}")
+            report["sides"].append({"side": side.name, "skipped": why})
             save()
             continue
         if side.mps and not use_gpu:

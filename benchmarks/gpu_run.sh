@@ -42,12 +42,12 @@ if [ -z "${DRY:-}" ]; then
   shape=513,129 batch=32 steps=40 warmup=10 device=cuda clips=${CLIPS:-40} segments=4560
   sides=${SIDES:-default:8:mps,default:8:mps:select-conv1,default:8:mps:select,default:12:mps,default:16:mps,default:auto:mps}
   variants=eager:aten,default:aten,default:select,default:select-conv1
-  reuse_shape=513,129
+  reuse_shape=513,129 min_side=60
 else # a CPU rehearsal: the same calls at a size a CPU finishes (eager: no compile on 2 cores)
   shape=65,33 batch=4 steps=3 warmup=2 device=cpu clips=${CLIPS:-6} segments=32
   sides=${SIDES:-eager:2,eager:2:select,eager:auto}
   variants=eager:aten,eager:select,default:select
-  reuse_shape=65,33
+  reuse_shape=65,33 min_side=20
 fi
 
 # begin_stage NAME PERCENT: the stage's share of the time left (STAGE_T; STAGE_S, 10 s shorter,
@@ -83,7 +83,7 @@ fi
 
 if begin_stage sides 65; then
   run_stage sides python benchmarks/gpu_bench.py --out "$out" "${data[@]}" \
-    --train-segments "$segments" --sides "$sides" --budget-s "$STAGE_S"
+    --train-segments "$segments" --sides "$sides" --budget-s "$STAGE_S" --min-side-s "$min_side"
   # a bench cut off by its timeout leaves Ray's processes (and their GPU memory) behind; on
   # the lent machine nothing else runs Ray (never on a shared machine: DRY)
   [ -z "${DRY:-}" ] && python -m ray.scripts.scripts stop --force >/dev/null 2>&1

@@ -122,3 +122,11 @@ def test_a_compiled_search_compiles_once_before_its_trials(empty_cache_ray, tmp_
     assert len(runs) == 1 and runs[0]["warmup"]["seconds"] > 0
     assert "before_tune" not in runs[0]
     assert summary["wall_s"] >= warmup["seconds"]
+    # key by key: what the trials looked up is what the warm-up wrote
+    written = {key.split(":")[1] for key in runs[0]["warmup"]["keys"]}
+    assert len(written) >= 2 and all(k.startswith("miss:") for k in runs[0]["warmup"]["keys"])
+    for result in (storage / "warm").glob("*/result.json"):
+        first = json.loads(result.read_text().splitlines()[0])
+        if first.get("graph_keys") and not first.get("reused_from"):
+            assert {key.split(":")[1] for key in first["graph_keys"].split()} == written
+            assert all(key.startswith("hit:") for key in first["graph_keys"].split())

@@ -50,6 +50,7 @@ class WarmUp:
     configurations: tuple[tuple[int, ...], ...]  # the channels of each warmed configuration
     graphs_compiled: int  # graphs the tasks compiled (0 when the node's cache had them)
     graphs_cached: int  # graphs the tasks found in the node's cache
+    keys: tuple[str, ...] = ()  # the cache keys they wrote or found (a trial's graph_keys)
 
     def to_dict(self) -> dict:
         return {
@@ -57,6 +58,7 @@ class WarmUp:
             "configurations": [list(c) for c in self.configurations],
             "graphs_compiled": self.graphs_compiled,
             "graphs_cached": self.graphs_cached,
+            "keys": list(self.keys),
         }
 
     def line(self) -> str:
@@ -136,6 +138,7 @@ def warm_up(
         configurations=tuple(tuple(m.channels) for m, _ in pairs),
         graphs_compiled=sum(r["graphs_compiled"] for r in results),
         graphs_cached=sum(r["graphs_cached"] for r in results),
+        keys=tuple(key for r in results for key in r["graph_keys"].split()),
     )
     say(warm.line())
     return warm
@@ -169,4 +172,5 @@ def compile_first_steps(model: ModelConfig, train: TrainConfig, splits_ref: list
     return {
         "graphs_compiled": int(first.get("graphs_compiled") or 0),
         "graphs_cached": int(first.get("graphs_cached") or 0),
+        "graph_keys": first.get("graph_keys") or "",
     }

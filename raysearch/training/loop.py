@@ -12,8 +12,10 @@ it evaluates the test split with the best weights.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -151,6 +153,7 @@ class _Run:
     graph_counters: tuple[int, int] | None = None
     graphs_compiled: int | None = None
     graphs_cached: int | None = None
+    graph_keys: GraphCacheKeys | None = None  # the cache keys the first step looked up
 
     @property
     def device(self) -> torch.device:
@@ -262,13 +265,14 @@ def _start(
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if on_gpu else None
         )
-    graph_counters = None
+    graph_counters, graph_keys = None, None
     if compile_mode != "off":
         # a trial compiles with the CPUs it holds, not one Inductor worker per CPU of the node
         # for each of the K trials that start together (search.warmup compiles the first
         # wave's graph once, with the whole node, before they start)
         set_compile_threads(config.compile_workers())
         graph_counters = fx_graph_cache_counters()
+        graph_keys = GraphCacheKeys().attach()
         model = compile_model(model, compile_mode)
     train = DeviceBatches(
         splits["train"],
@@ -296,6 +300,7 @@ def _start(
         n_params=count_parameters(bare),
         started=started,
         graph_counters=graph_counters,
+        graph_keys=graph_keys,
     )
 
 
@@ -341,6 +346,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
     if run.graphs_compiled is not None:
         metrics["graphs_compiled"] = run.graphs_compiled
         metrics["graphs_cached"] = run.graphs_cached
+        metrics["graph_keys"] = " ".join(run.graph_keys.keys) if run.graph_keys else ""
     if device.type == "cuda":  # torch's peak for this process: weights, data, activations
         metrics["gpu_mem_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
         # what its allocator held at most (cached blocks too): nearer what the GPU lost to it
@@ -358,6 +364,8 @@ def _first_step_done(run: _Run) -> float:
         misses, hits = fx_graph_cache_counters()
         run.graphs_compiled = misses - run.graph_counters[0]
         run.graphs_cached = hits - run.graph_counters[1]
+        if run.graph_keys is not None:
+            run.graph_keys.detach()
     return time.time() - (run.placement.started_at or run.started)
 
 
@@ -368,6 +376,37 @@ def fx_graph_cache_counters() -> tuple[int, int]:
     from torch._dynamo.utils import counters
 
     return counters["inductor"]["fxgraph_cache_miss"], counters["inductor"]["fxgraph_cache_hit"]
+
+
+class GraphCacheKeys(logging.Handler):
+    """The FX-graph cache keys Inductor looks up while attached, from its own INFO lines
+    ("fx graph cache hit/miss for key K"), as ``hit:K`` / ``miss:K`` (K cut to 16 characters).
+    A trial and the compile warm-up that should have served it can then be compared key by key
+    (their result.json and the experiment's runs record them)."""
+
+    PATTERN = re.compile(r"fx graph cache (hit|miss) for key (\S+)")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.keys: list[str] = []
+        self._logger = logging.getLogger("torch._inductor.codecache")
+        self._saved = (self._logger.level, self._logger.propagate)
+
+    def attach(self) -> GraphCacheKeys:
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.INFO)
+        self._logger.propagate = False  # the INFO lines go here only, not to stderr
+        return self
+
+    def detach(self) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._saved[0])
+        self._logger.propagate = self._saved[1]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = self.PATTERN.match(record.getMessage())
+        if found:
+            self.keys.append(f"{found[1]}:{found[2][:16]}")
 
 
 def set_compile_threads(threads: int) -> None:
