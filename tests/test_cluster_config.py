@@ -12,6 +12,11 @@ cloud account, no Ray cluster.
 Ray does not look inside ``node_config`` (it is handed to EC2 as-is) nor at what the
 commands do, so the project-specific checks below cover that: the image's Ray version,
 the project install, the code mount, the node types and the GPU worker type.
+
+The shipped gpu.yaml holds placeholders a user must replace (the AMI, the profiles' ARNs):
+these checks see the file's structure only, and the placeholders are what ``raysearch cluster
+check`` reports (``raysearch.cluster_check.placeholders``): the shipped file's, and none once
+filled in (its AWS checks are tests/test_cluster_check.py's, against moto).
 """
 
 from __future__ import annotations
@@ -286,7 +291,8 @@ def test_gpu_yaml_specifics():
 
 def iam_problems(prepared: dict) -> list[str]:
     """AWS: the head's and the workers' instance profiles are named, by ARN, and differ; the
-    workers' is not Ray's default head profile (its role may pass no role: tests/test_iam.py)."""
+    workers' is not Ray's default head profile (its role may pass no role: tests/test_iam.py).
+    The ARN's shape only: its account may still be the placeholder (see placeholders)."""
     head = prepared["head_node_type"]
     arns = {}
     for name, node_type in prepared["available_node_types"].items():
@@ -329,6 +335,32 @@ def test_create_roles_writes_the_arns_gpu_yaml_names(tmp_path):
     assert [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b] == [
         i for i, line in enumerate(before) if create_roles.ARN_LINE.match(line)
     ]
+
+
+def test_the_check_reports_the_shipped_placeholders_and_none_once_filled_in(tmp_path):
+    from raysearch.cluster_check import load_config, placeholders
+    from tests.test_iam import create_roles
+
+    node_types = ["ray.head.cpu", GPU_WORKER]
+    shipped = CLUSTER_DIR / "gpu.yaml"
+    assert placeholders(load_config(shipped)) == {
+        "ImageId": node_types,
+        "IamInstanceProfile.Arn": node_types,
+    }
+    config = tmp_path / "gpu.yaml"
+    text = shipped.read_text()
+    config.write_text(
+        text.replace("ami-REPLACE-WITH-DLAMI-ID-FOR-YOUR-REGION", "ami-0a1b2c3d4e5f67890")
+    )
+    assert placeholders(load_config(config)) == {"IamInstanceProfile.Arn": node_types}
+    arns = {
+        kind: f"arn:aws:iam::111122223333:instance-profile/raysearch-{kind}"
+        for kind in ("head", "worker")
+    }
+    create_roles.write_arns(config, arns)
+    assert placeholders(load_config(config)) == {}
+    filled = yaml.safe_load(config.read_text())
+    assert all_problems(filled) == [] and iam_problems(prepare_and_validate(filled)) == []
 
 
 def test_old_worker_profile_is_a_problem():

@@ -4,21 +4,22 @@
 
 Two roles, each in an instance profile of the same name:
 
-* ``raysearch-head`` (``head-policy.json``): what Ray's AWS autoscaler on the head calls to
-  launch, tag, list, stop and terminate workers in the cluster's region; ``iam:PassRole`` on
-  the worker role only (EC2 refuses ``RunInstances`` with a profile whose role the caller may
+* ``raysearch-head`` (``head-policy.json``): what Ray's AWS autoscaler on the head calls, in the
+  config's region only: list instances, launch workers (tagging them as it launches them), tag
+  and terminate the instances Ray tagged ``ray-cluster-name: <cluster_name>``; ``iam:PassRole``
+  on the worker role only (EC2 refuses ``RunInstances`` with a profile whose role the caller may
   not pass: ray-project/ray#3190); S3 on BUCKET.
 * ``raysearch-worker`` (``worker-policy.json``): S3 on BUCKET (trials write their checkpoints
   and results to the Tune storage themselves).
 
-Running it again changes nothing that is already right (policies are rewritten, a role already
-in its profile stays), so it is also how to move the cluster to another bucket. It prints the
-two instance-profile ARNs; ``--write`` puts them into the config (the lines marked
-``# iam: head`` and ``# iam: worker``). It needs boto3 and credentials allowed to create IAM
-roles (``iam:CreateRole``, ``iam:PutRolePolicy``, ``iam:CreateInstanceProfile``,
-``iam:AddRoleToInstanceProfile``, ``iam:Get*``) and ``sts:GetCallerIdentity``.
-It lives beside gpu.yaml, not in the package: it is run once per AWS account, from the
-repository, like ``ray up``.
+The config's region and ``cluster_name`` are written into the head's policy: after changing
+either, run this again (``raysearch cluster check`` says when they differ). Running it again
+changes nothing that is already right (policies are rewritten, a role already in its profile
+stays), so it is also how to move the cluster to another bucket. The ARN partition (``aws``,
+``aws-cn``, ``aws-us-gov``) is the caller's. It prints the two instance-profile ARNs;
+``--write`` puts them into the config (the lines marked ``# iam: head`` and ``# iam:
+worker``). It needs boto3 and credentials holding :data:`RIGHTS`. It lives beside gpu.yaml,
+not in the package: it is run once per AWS account, from the repository, like ``ray up``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,18 @@ from string import Template
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CONFIG = HERE.parent / "gpu.yaml"
+# every call this script makes, first run and re-run (tests/test_iam.py runs it holding these
+# and nothing else)
+RIGHTS = (
+    "sts:GetCallerIdentity",
+    "iam:GetRole",
+    "iam:CreateRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:GetInstanceProfile",
+    "iam:CreateInstanceProfile",
+    "iam:AddRoleToInstanceProfile",
+)
 # the config's lines that name the profiles: `Arn: <arn>  # iam: head` (or worker)
 ARN_LINE = re.compile(
     r"^(?P<lead>\s*Arn:\s*)(?P<arn>\S+)(?P<tail>\s*#\s*iam:\s*(?P<kind>head|worker)\b.*)$"
@@ -45,11 +58,14 @@ class SetupError(Exception):
 
 @dataclass(frozen=True)
 class Roles:
-    """The two roles (and their instance profiles, of the same names) for one bucket."""
+    """The two roles (and their instance profiles, of the same names) of one cluster: its
+    bucket, region, ``cluster_name``, and the caller's account and ARN partition."""
 
     bucket: str
     region: str
+    cluster: str
     account: str
+    partition: str
     prefix: str = "raysearch"
 
     @property
@@ -61,12 +77,15 @@ class Roles:
         return f"{self.prefix}-worker"
 
     def policy(self, name: str) -> dict:
-        """A policy file of this folder with the bucket, region, account and worker role in."""
+        """A policy file of this folder with the bucket, region, cluster name, account, partition
+        and worker role in."""
         text = (HERE / f"{name}-policy.json").read_text()
         values = {
             "BUCKET": self.bucket,
             "REGION": self.region,
+            "CLUSTER": self.cluster,
             "ACCOUNT": self.account,
+            "PARTITION": self.partition,
             "WORKER_ROLE": self.worker,
         }
         return json.loads(Template(text).substitute(values))
@@ -126,13 +145,36 @@ def write_arns(config: Path, arns: dict[str, str]) -> None:
     config.write_text("".join(lines))
 
 
-def region_of(config: Path) -> str:
+def read_config(config: Path) -> dict:
     import yaml
 
     try:
-        return yaml.safe_load(config.read_text())["provider"]["region"]
-    except (OSError, KeyError, TypeError) as exc:
-        raise SetupError(f"{config}: no provider.region ({exc}); give --region") from exc
+        loaded = yaml.safe_load(config.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SetupError(f"{config}: cannot be read ({exc})") from exc
+    if not isinstance(loaded, dict):
+        raise SetupError(f"{config}: not a Ray cluster config")
+    return loaded
+
+
+def region_of(config: dict, path: Path) -> str:
+    region = (config.get("provider") or {}).get("region")
+    if not isinstance(region, str):
+        raise SetupError(f"{path}: no provider.region; give --region")
+    return region
+
+
+def cluster_of(config: dict, path: Path) -> str:
+    """``cluster_name``: what Ray tags every instance of the cluster with (``ray-cluster-name``)."""
+    name = config.get("cluster_name")
+    if not isinstance(name, str) or not name:
+        raise SetupError(f"{path}: no cluster_name")
+    return name
+
+
+def partition_of(caller_arn: str) -> str:
+    """``aws`` from ``arn:aws:iam::123456789012:user/me`` (``aws-cn``, ``aws-us-gov``, ...)."""
+    return caller_arn.split(":")[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python cluster/iam/create_roles.py",
         description="Create or update the head's and the workers' IAM roles and instance "
         "profiles for one S3 bucket (policies in cluster/iam/), and print their ARNs.",
+        epilog="Rights it needs: " + ", ".join(RIGHTS),
     )
     parser.add_argument(
         "--bucket", required=True, help="the S3 bucket of the shards and Tune storage"
@@ -148,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         "--config",
         type=Path,
         default=DEFAULT_CONFIG,
-        help="cluster config to read the region from and --write into (default: %(default)s)",
+        help="cluster config to read the region and cluster_name from and --write into "
+        "(default: %(default)s)",
     )
     parser.add_argument("--region", default=None, help="AWS region (default: the config's)")
     parser.add_argument(
@@ -170,10 +214,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         bucket = bucket_name(args.bucket)
-        region = args.region or region_of(args.config)
+        config = read_config(args.config)
+        region = args.region or region_of(config, args.config)
         session = boto3.session.Session(region_name=region)
-        account = session.client("sts").get_caller_identity()["Account"]
-        roles = Roles(bucket, region, account, args.prefix)
+        caller = session.client("sts").get_caller_identity()
+        roles = Roles(
+            bucket=bucket,
+            region=region,
+            cluster=cluster_of(config, args.config),
+            account=caller["Account"],
+            partition=partition_of(caller["Arn"]),
+            prefix=args.prefix,
+        )
         arns = create(roles, session.client("iam"))
         if args.write:
             write_arns(args.config, arns)

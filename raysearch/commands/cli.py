@@ -1,5 +1,6 @@
-"""The ``raysearch`` command: ``raysearch synth|prepare|train|tune|leaderboard|predict|baseline``,
-each with exactly the options of ``python -m raysearch.<command>`` (which keeps working)."""
+"""The ``raysearch`` command: ``raysearch synth|prepare|train|tune|leaderboard|predict|baseline|
+cluster``, each with exactly the options of ``python -m raysearch.<command>`` (which keeps
+working)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ COMMANDS = {
     "baseline": (
         "raysearch.commands.baseline",
         "MFCC + logistic regression on the same shards: the classical baseline",
+    ),
+    "cluster": (
+        "raysearch.commands.cluster",
+        "cluster check [cluster/gpu.yaml]: can the AWS cluster start? (before ray up)",
     ),
 }
 
