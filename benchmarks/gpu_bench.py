@@ -537,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--auto-kernels",
-        default="aten",
+        default="auto",
         help="the kernels --trials-per-gpu auto's arithmetic assumes for auto sides",
     )
     parser.add_argument(

@@ -286,3 +286,11 @@ def test_a_second_ratio_compiles_from_the_cache_of_the_first(splits, tmp_path, m
         torch._dynamo.reset()
     assert hits[0] == 0 and hits[1] >= 2  # forward and backward graphs
     assert all(reported == real for reported, real in sizes) and sizes[0] != sizes[1]
+
+
+def test_kernels_auto_selects_when_compiled_and_stays_aten_when_eager():
+    config = TrainConfig()
+    assert config.kernels == "auto"
+    assert config.kernels_for(config.compile_mode(on_gpu=False)) == "aten"  # CPUs: eager
+    assert TrainConfig(compile="auto").kernels_for("default") == "select"  # a GPU: compiled
+    assert TrainConfig(kernels="select-conv1").kernels_for("off") == "select-conv1"  # as asked

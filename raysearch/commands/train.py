@@ -22,9 +22,8 @@ from raysearch.commands.options import (
 )
 from raysearch.errors import UserError
 from raysearch.model import ModelConfig
-from raysearch.ops import KERNELS
 from raysearch.storage import normalize
-from raysearch.training.config import COMPILE_MODES, TrainConfig
+from raysearch.training.config import COMPILE_MODES, KERNEL_CHOICES, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where.add_argument(
         "--kernels",
-        choices=KERNELS,
+        choices=KERNEL_CHOICES,
         default=TrainConfig.kernels,
-        help="how each block's conv → ReLU → max-pool runs, the same function each way: aten "
+        help="how each block's conv → ReLU → max-pool runs, the same function each way: auto "
+        "(select when compiled, aten when eager), aten "
         "(F.relu, F.max_pool2d), select (one op keeping a 1-byte window slot; its backward is "
         "an elementwise select), select-conv1 (also block 1's one-channel conv inside it) "
         "(default: %(default)s; docs/performance.md)",

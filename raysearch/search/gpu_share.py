@@ -93,7 +93,7 @@ def network_of(model, train, compiled: bool) -> Network:
         dropout=model.dropout,
         batch_size=train.batch_size,
         eval_batch_size=train.eval_batch,
-        kernels=train.kernels,
+        kernels=train.kernels_for("default" if compiled else "off"),
         compiled=compiled,
         amp=train.amp,
     )

@@ -78,7 +78,7 @@ def graph_key(model: ModelConfig, train: TrainConfig) -> tuple:
     return (
         normalised,
         train.batch_size,
-        train.kernels,
+        train.kernels_for(train.compile_mode(bool(train.use_gpu))),
         train.amp,
         train.channels_last,
         train.compile,

@@ -246,7 +246,8 @@ def _start(
     compile_mode = config.compile_mode(on_gpu)
     # a compiled network pads its SE bottlenecks, so that one graph (and the compile cache)
     # serves every ratio r of a channel configuration; an eager one has nothing to gain
-    model = SECNN(model_config, config.kernels, pad_se=compile_mode != "off").to(device)
+    kernels = config.kernels_for(compile_mode)
+    model = SECNN(model_config, kernels, pad_se=compile_mode != "off").to(device)
     bare = model  # the module whose state_dict is saved (DDP and compile wrap it)
     channels_last = on_gpu and config.channels_last
     if channels_last:
