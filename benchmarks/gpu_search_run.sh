@@ -12,9 +12,9 @@
 # gpu: auto) with a SIGINT early enough for the search to save its state and for the archive
 # to be written. A second call resumes it (`--resume`) on the same warm machine with whatever
 # budget is left of the lease; it first checks that call 1's folder is still there (a fresh
-# machine has none) and says so if not. The search runs without the classical baseline (a
-# SIGINT could land inside it); once the search is finished, the baseline is computed with the
-# time left and the results rebuilt with it, or the log says it was left out.
+# machine has none) and says so if not. The search runs without the classical baseline and
+# the ensemble (a SIGINT could land inside them); once the search is finished, both are made
+# with the time left and the results rebuilt with them, or the log says they were left out.
 #
 # What comes back (4 files of the tool's 8; 4 more in bench/ when a finished search leaves
 # time for gpu_run.sh's sides and kernel tables, BENCH_MIN_S = 90 s or more):
@@ -58,7 +58,8 @@ pack() { # everything to keep, from whatever the stages left
   local stage=$work/pack
   rm -rf "$stage" && mkdir -p "$stage/experiment"
   cp -r "$work/results" "$stage/results" 2>/dev/null
-  for name in optuna.journal raysearch_runs.json raysearch_experiment.json; do
+  for name in optuna.journal raysearch_experiment.json _raysearch/runs.json \
+    _raysearch/ensemble.json _raysearch/network_cost.json; do
     cp "$experiment/$name" "$stage/experiment/" 2>/dev/null
   done
   if [ -d "$experiment" ]; then
@@ -121,7 +122,7 @@ fi
 
 start_mps
 args=(--shards "$work/shards" --storage "$work/storage" --results "$work/results"
-  --num-cpus "$cores" --no-baseline)
+  --num-cpus "$cores" --no-baseline --no-ensemble)
 if [ "$call" = resume ]; then
   args+=(--resume --name "$space")
 else
@@ -157,6 +158,16 @@ case $status in
       log "classical baseline not finished in the time left: results without it"
   else
     log "classical baseline left out: $(left) s left (raysearch baseline --shards SHARDS)"
+  fi
+  # the ensemble of the completed networks and their CPU times (seconds a network shape, on
+  # one thread), after the search like the baseline, and only with the time for it
+  if [ "$(left)" -gt $((PACK_S + 60)) ]; then
+    timeout $(($(left) - PACK_S - 10)) python -m raysearch.ensemble "$experiment" \
+      --results "$work/results" >>"$work/search.log" 2>&1 &&
+      log "ensemble built; results rebuilt with it" ||
+      log "ensemble not finished in the time left: results without it"
+  else
+    log "ensemble left out: $(left) s left (raysearch ensemble EXPERIMENT)"
   fi
   ;;
 none) ;;

@@ -255,6 +255,23 @@ class SECNN(nn.Module):
         return nn.Flatten(1), config.channels[-1] * freq * frames
 
 
+def count_macs(config: ModelConfig) -> int:
+    """Multiply-adds of one segment's forward pass: the convolutions (same padding, so each
+    runs at its block's input size), the SE blocks' two layers and the head; the poolings,
+    ReLUs, gates and standardisation add no multiply-adds. The same count as torch's
+    ``FlopCounterMode`` / 2 (tests/test_front.py)."""
+    freq, frames = config.input_shape
+    macs, c_in = 0, 1
+    for block, c_out in enumerate(config.channels, start=1):
+        macs += c_in * c_out * 9 * freq * frames  # 3x3 conv: (1, C_in, F, T) → (1, C_out, F, T)
+        freq, frames = freq // 2, frames // 2  # 2x2 max-pool
+        if block in config.se_blocks:
+            macs += 2 * c_out * reduced_width(c_out, config.ratio)  # C → C/r → C
+        c_in = c_out
+    _, features = SECNN.head_input(config)
+    return macs + features * config.n_classes
+
+
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters of the network, not counting a padded SE block's padding."""
     padding = sum(m.padding for m in model.modules() if isinstance(m, SEBlock))

@@ -4,6 +4,7 @@ experiment, fetched again by a driver whose cache is gone, and read by ``optuna.
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import optuna
 import pytest
@@ -85,8 +86,12 @@ def test_a_longer_local_journal_is_kept_and_a_fresh_one_starts_empty(aws):
     mirror.push()
     _run_trials(storage, 1)  # after the last copy: only here
     assert _completed(optuna_storage(EXPERIMENT)[0]) == 2  # same machine: nothing lost
+    cached = open(local_copy(REMOTE), "rb").read()
     fresh = optuna_storage(EXPERIMENT, fresh=True)[0]  # a new experiment of the same name
     assert optuna.get_all_study_names(fresh) == []
+    # the earlier cached journal is set aside whole, never truncated
+    (aside,) = Path(local_copy(REMOTE)).parent.glob("*.set-aside-*")
+    assert aside.read_bytes() == cached
 
 
 def test_push_copies_only_what_changed(aws):
@@ -97,3 +102,54 @@ def test_push_copies_only_what_changed(aws):
     mirror.push()  # unchanged: no new object
     again = aws.client().head_object(Bucket=BUCKET, Key="storage/study/optuna.journal")["ETag"]
     assert first == again
+
+
+def _searcher(path, points=None):
+    from raysearch.search.journal import MirroringOptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return MirroringOptunaSearch(
+        space={"ratio": optuna.distributions.FloatDistribution(2, 64, log=True)},
+        metric="best_val_acc",
+        mode="max",
+        points_to_evaluate=points,
+        study_name="study",
+        storage=JournalStorage(JournalFileBackend(str(path))),
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+
+
+def _states(path) -> dict:
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    study = optuna.load_study(study_name="study", storage=storage)
+    return {
+        t.number: (t.state.name, t.params.get("ratio"), t.value, t.system_attrs)
+        for t in study.trials
+    }
+
+
+def test_a_restored_searcher_closes_what_it_never_knew_and_tells_nothing_twice(tmp_path):
+    """The journal runs ahead of the searcher state Tune saved (a driver killed between the
+    two): the trial asked after the save is closed as FAIL with the reason, its initial point
+    queued again; the trial told after the save is not told again when Tune reports it."""
+    from raysearch.search.journal import CLOSED_ATTR
+
+    journal = tmp_path / "optuna.journal"
+    first = _searcher(journal, points=[{"ratio": 8.0}, {"ratio": 16.0}])
+    assert first.suggest("a") == {"ratio": 8.0}
+    first.save(str(tmp_path / "searcher.pkl"))  # what Tune saved
+    assert first.suggest("b") == {"ratio": 16.0}  # after the save: the journal only
+    first.on_trial_complete("a", {"best_val_acc": 0.5})
+
+    restored = _searcher(tmp_path / "other.journal")
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    states = _states(journal)
+    assert states[0][:3] == ("COMPLETE", 8.0, 0.5)
+    assert states[1][0] == "FAIL" and "Tune never ran it" in states[1][3][CLOSED_ATTR]
+    restored.on_trial_result("a", {"best_val_acc": 0.7, "training_iteration": 2})
+    restored.on_trial_complete("a", {"best_val_acc": 0.7})  # Tune ran it on: not told again
+    assert _states(journal)[0][:3] == ("COMPLETE", 8.0, 0.5)
+    assert restored.suggest("c") == {"ratio": 16.0}  # the closed trial's initial point, again
+    restored.on_trial_complete("c", {"best_val_acc": 0.6})
+    finished = [s for s in _states(journal).values() if s[0] == "COMPLETE"]
+    assert sorted(s[1] for s in finished) == [8.0, 16.0]  # each configuration told once

@@ -98,3 +98,55 @@ def test_predict_cli_stops_quietly_when_its_reader_goes(tmp_path):
     _, err = reader_gone.communicate(timeout=120)
     assert reader_gone.returncode == 0, err.decode()
     assert b"BrokenPipeError" not in err and b"Traceback" not in err
+
+
+def _ensemble_file(tmp_path, weights: list[float], spectrogram=None) -> tuple[str, list[str]]:
+    """An ensemble.json of len(weights) differently initialised mel checkpoints."""
+    import json
+
+    folders = []
+    for i in range(len(weights)):
+        torch.manual_seed(i)
+        model_config = ModelConfig(channels=(4, 8), se_blocks=(1,), input_shape=MEL.shape)
+        settings = MEL.to_dict() if spectrogram is None or i == 0 else spectrogram
+        folder = tmp_path / f"m{i}"
+        folder.mkdir()
+        state = SECNN(model_config).state_dict()
+        folders.append(save_checkpoint(state, model_config, {}, settings, 1, {}, str(folder)))
+    members = [
+        {"trial_id": f"t{i}", "checkpoint": f, "weight": w}
+        for i, (f, w) in enumerate(zip(folders, weights, strict=True))
+    ]
+    path = tmp_path / "ensemble.json"
+    path.write_text(json.dumps({"format": "raysearch-ensemble/1", "members": members}))
+    return str(path), folders
+
+
+def test_an_ensemble_predicts_exactly_the_weighted_average_of_its_members(tmp_path, capsys):
+    from raysearch.inference import load_ensemble_models, predict_ensemble
+
+    location, folders = _ensemble_file(tmp_path, [0.52, 0.36, 0.12])
+    wav = str(write_clip(tmp_path / "clip.wav", 7.5, freq=660.0))
+    members = [load_checkpoint(folder)[0] for folder in folders]  # each checkpoint on its own
+    alone = [predict_file(model, wav, MEL).astype(np.float64) for model in members]
+    expected = 0.52 * alone[0] + 0.36 * alone[1] + 0.12 * alone[2]
+    assert not np.allclose(alone[0], alone[1])  # the members differ
+    got = predict_ensemble(load_ensemble_models(location), wav, MEL)
+    np.testing.assert_array_equal(got, expected)
+    assert main([location, wav, "--top", "10"]) == 0
+    printed = dict(
+        pair.rsplit(" ", 1) for pair in capsys.readouterr().out.split(": ", 1)[1].split(", ")
+    )
+    from raysearch.data import GENRES
+
+    assert {g: float(p) for g, p in printed.items()} == {
+        g: round(float(p), 3) for g, p in zip(GENRES, expected, strict=True)
+    }
+
+
+def test_an_ensemble_of_networks_with_other_settings_is_refused(tmp_path, capsys):
+    stft = {k: v for k, v in MEL.to_dict().items() if k != "n_mels"} | {"n_mels": 32}
+    location, _ = _ensemble_file(tmp_path, [0.5, 0.5], spectrogram=stft)
+    wav = str(write_clip(tmp_path / "clip.wav", 4.5))
+    assert main([location, wav]) == 2
+    assert "member t1 has other labels or spectrogram settings" in capsys.readouterr().err

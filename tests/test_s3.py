@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -103,9 +100,13 @@ def _completed(results: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def resumed_search(s3_ray, audio, tmp_path_factory):
-    """``tune`` on the bucket's shards and storage, SIGKILLed after 2 of 4 trials, its cache
-    deleted, resumed from another working directory with another cache."""
+    """``tune`` on the bucket's shards and storage, SIGKILLed five times at seeded moments
+    (some inside the searcher's save, when the bucket's journal is ahead of Tune's state) and
+    resumed each time; while the first driver runs, a new search of the same name and a second
+    driver are tried (refused); the last resume runs from another working directory with
+    another cache (as on a new head after ``ray down``)."""
     from raysearch.commands import prepare
+    from tests.kill_loop import KillLoop
 
     s3, ray = s3_ray
     assert (
@@ -120,37 +121,47 @@ def resumed_search(s3_ray, audio, tmp_path_factory):
         folder.mkdir()
     address = ray.get_runtime_context().gcs_address
     command = [sys.executable, "-m", "raysearch.tune", "--space", str(space),
-               "--shards", SEARCH_SHARDS, "--storage", STORAGE, "--address", address]  # fmt: skip
-    env = {**os.environ, "RAYSEARCH_CACHE": str(root / "cache-first")}
-    with open(root / "first.log", "w") as log:
-        driver = subprocess.Popen(command, cwd=first, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        deadline = time.time() + 300
-        while len(_completed(first / "results")) < 2 and time.time() < deadline:
-            assert driver.poll() is None, (root / "first.log").read_text()[-3000:]
-            time.sleep(0.5)
-        time.sleep(1.5)  # past the 1 s experiment-state save after a trial ends
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
-    killed = _completed(first / "results").set_index("trial_id")
-    shutil.rmtree(root / "cache-first")  # the head is gone, and its cache with it
+               "--shards", SEARCH_SHARDS, "--storage", STORAGE, "--address", address,
+               "--no-baseline"]  # fmt: skip
+    journal = f"{STORAGE}/{NAME}/optuna.journal"
 
-    env = {**os.environ, "RAYSEARCH_CACHE": str(root / "cache-second")}
-    resumed = subprocess.run(command + ["--resume"], cwd=second, env=env, capture_output=True,
-                             text=True, timeout=600)  # fmt: skip
+    def second_drivers(loop) -> None:
+        from raysearch.storage import read_bytes
+
+        before = read_bytes(journal)
+        loop.refused["new"] = loop.try_command()
+        loop.refused["resume"] = loop.try_command("--resume")
+        assert read_bytes(journal).startswith(before)  # the bucket's study: only grown
+
+    loop = KillLoop(command, root, kills=5, seed=5, cwd=first, final_cwd=second,
+                    env={"RAYSEARCH_CACHE": str(root / "cache-first")},
+                    final_env={"RAYSEARCH_CACHE": str(root / "cache-second")})  # fmt: skip
+    resumed = loop.run(while_running=second_drivers)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    return killed, second / "results", root
+    return loop, second / "results", root
 
 
-def test_resume_after_sigkill_from_a_fresh_directory_finishes_the_search(resumed_search):
-    killed, results, _ = resumed_search
-    assert 2 <= len(killed) < 4
-    board = _board(results).set_index("trial_id")
-    assert len(board) == 4 and set(board["status"]) == {"completed"}
-    for trial_id, row in killed.iterrows():  # kept, not trained again
-        assert board.loc[trial_id, "best_val_acc"] == row["best_val_acc"]
-        assert board.loc[trial_id, "wall_s"] == row["wall_s"]
+def test_a_driver_killed_five_times_in_a_bucket_loses_nothing(resumed_search, tmp_path):
+    from ray.tune import ExperimentAnalysis
+
+    from raysearch.search.space import load_space
+    from raysearch.storage import read_bytes
+    from tests.kill_loop import check_nothing_lost, study_of, trial_errors
+
+    loop, results, root = resumed_search
+    assert len(loop.killed_at) == 5
+    new, resume = loop.refused["new"], loop.refused["resume"]
+    assert new.returncode == 2 and "an experiment of this name exists" in new.stderr
+    assert resume.returncode == 2 and "another driver runs this experiment (host " in resume.stderr
+    assert new.stderr.count("\n") == resume.stderr.count("\n") == 1  # one line each
+    board = _board(results)
+    assert "error" not in set(board["status"]), trial_errors(f"{STORAGE}/{NAME}")
     assert board["checkpoint"].str.startswith(f"{STORAGE}/{NAME}/").all()
+    trials = {t.trial_id for t in ExperimentAnalysis(f"{STORAGE}/{NAME}").trials}
+    copy = tmp_path / "optuna.journal"  # the study as the bucket holds it
+    copy.write_bytes(read_bytes(f"{STORAGE}/{NAME}/optuna.journal"))
+    space = load_space(root / f"{NAME}.yaml")
+    check_nothing_lost(board, trials, study_of(copy, NAME), space, SEARCH_SHARDS)
 
 
 def test_the_optuna_study_is_read_from_the_bucket_after_the_drivers_cache_is_gone(

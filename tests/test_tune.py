@@ -3,7 +3,9 @@ a real SIGKILL of the driver."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +33,10 @@ LEADERBOARD_COLUMNS = [
     "test_track_acc",
     "epochs_run",
     "n_params",
+    "macs",
+    "cpu_ms_per_segment_b1",
+    "cpu_ms_per_segment_b64",
+    "on_front",
     "wall_s",
     "startup_s",
     "graphs_compiled",
@@ -148,6 +154,53 @@ def test_the_classical_baseline_is_beside_every_output_of_the_search(smoke_run, 
         pd.read_csv(tmp_path / "baseline.csv"), pd.read_csv(results / "baseline.csv")
     )
     assert f"| baseline | {label} |" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_the_ensemble_and_the_networks_costs_are_beside_the_search(smoke_run):
+    """Every completed trial kept its predictions beside its checkpoint; the search ends
+    with the ensemble of its networks (ensemble.json in the results and beside the
+    experiment, its row, the summary's line) and the networks' costs, timed once."""
+    import json
+
+    from raysearch.results.ensemble import score
+    from raysearch.training.predictions import load_predictions
+
+    space, storage, results, _ = smoke_run
+    board = read_board(results / "leaderboard.csv")
+    for _, row in board.iterrows():  # the best-by-validation weights' figures, kept
+        kept = load_predictions(row["checkpoint"])
+        test = score(kept["test"].probs, kept["test"].label, kept["test"].track)
+        assert test.segment_acc == pytest.approx(row["test_acc"], abs=1e-9)
+        assert test.track_acc == pytest.approx(row["test_track_acc"], abs=1e-9)
+    ensemble = json.loads((results / "ensemble.json").read_text())
+    kept = storage / space.name / "_raysearch" / "ensemble.json"
+    assert ensemble == json.loads(kept.read_text())
+    assert ensemble["members"][0]["trial_id"] == board.iloc[0]["trial_id"]  # from the best
+    originals = board.loc[board["reused_from"].isna(), "trial_id"]  # a twin is its original
+    assert set(ensemble["candidates"]) == set(originals)
+    assert sum(m["weight"] for m in ensemble["members"]) == pytest.approx(1)
+    assert ensemble["val"]["track_acc"] >= ensemble["best_trial"]["val"]["track_acc"]
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["ensemble"]["size"] == len(ensemble["members"])
+    text = (results / "leaderboard.md").read_text()
+    assert "| ensemble | ensemble of " in text and "## Ensemble of the search's networks" in text
+    assert "ensemble of" in pd.read_csv(results / "table_5_2_ratio.csv").iloc[-2]["ratio r"]
+    assert (board["macs"] > 0).all() and (board["cpu_ms_per_segment_b64"] > 0).all()
+    assert board["on_front"].any()
+    assert (storage / space.name / "_raysearch" / "network_cost.json").exists()
+    assert (results / "accuracy_vs_parameters.png").stat().st_size > 1000
+
+
+def test_a_rebuilt_leaderboard_keeps_the_ensemble_of_the_same_networks(smoke_run, tmp_path):
+    import json
+
+    from raysearch.commands import leaderboard
+
+    space, storage, results, _ = smoke_run
+    assert leaderboard.main([str(storage / space.name), "--results", str(tmp_path)]) == 0
+    rebuilt = json.loads((tmp_path / "ensemble.json").read_text())
+    assert rebuilt == json.loads((results / "ensemble.json").read_text())
+    assert "| ensemble | ensemble of " in (tmp_path / "leaderboard.md").read_text()
 
 
 def test_every_trial_folder_has_tensorboard_events(smoke_run):
@@ -283,27 +336,86 @@ def _killed_search(
     return command, results, storage
 
 
-def test_resume_after_sigkill_finishes_exactly_n_trials(ray_session, tiny_shards, tmp_path):
-    # the leaderboard marks a trial completed when Tune does (after its trainer shut down)
-    command, results, storage = _killed_search(
-        ray_session, tiny_shards, tmp_path, "resume", "trials: 4",
-        lambda results: len(_completed(results)), until=2,
-    )  # fmt: skip
-    finished = _completed(results).set_index("trial_id")
-    assert 2 <= len(finished) < 4
+KILLED_SPACE = """
+name: killed
+trials: 6
+sampler: tpe
+seed: 0
+train: {epochs: 2, batch_size: 16, lr: 0.003, patience: 0, max_train_segments: 64}
+model: {channels: [8, 8, 8, 8, 8]}
+resources: {workers: 1, cpu: 1, gpu: 0}
+initial_points: [{ratio: 2}, {ratio: 8}]
+params:
+  ratio: {type: float, low: 2, high: 8}
+"""
 
-    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+
+def test_a_driver_killed_five_times_at_random_loses_nothing(ray_session, tiny_shards, tmp_path):
+    """SIGKILLs at seeded moments, some inside the searcher's save (the journal written,
+    Tune's state not), each followed by --resume; meanwhile a second search of the same name
+    and a second driver are refused without touching the experiment."""
+    from tests.kill_loop import KillLoop, check_nothing_lost, study_of
+
+    (tmp_path / "killed.yaml").write_text(KILLED_SPACE)
+    results, storage = tmp_path / "results", tmp_path / "storage"
+    address = ray_session.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "raysearch.tune", "--space", str(tmp_path / "killed.yaml"),
+               "--shards", tiny_shards, "--storage", str(storage), "--results", str(results),
+               "--address", address, "--no-baseline"]  # fmt: skip
+    journal = storage / "killed" / "optuna.journal"
+
+    def second_drivers(loop) -> None:
+        before, files = journal.read_bytes(), set(results.glob("*")) if results.exists() else set()
+        loop.refused["new"] = loop.try_command()
+        loop.refused["resume"] = loop.try_command("--resume")
+        assert journal.read_bytes().startswith(before)  # never truncated, only grown
+        assert all(path.exists() for path in files)  # nothing of the results removed
+
+    def checkpoints_gone(loop) -> None:
+        """What a kill at the wrong moment leaves: the checkpoints the saved state names
+        deleted (Tune keeps one per trial and deletes the older as a newer one registers)."""
+        done = (
+            set(_completed(results)["trial_id"])
+            if (results / "leaderboard.csv").exists()
+            else set()
+        )
+        loop.refused["dropped"] = 0
+        for trial in (storage / "killed").glob("run_trial_*"):
+            if trial.name.split("_")[2] not in done:
+                for checkpoint in trial.glob("checkpoint_*"):
+                    shutil.rmtree(checkpoint)
+                    loop.refused["dropped"] += 1
+
+    loop = KillLoop(command, tmp_path, kills=5, seed=3, before_last=checkpoints_gone)
+    last = loop.run(while_running=second_drivers)
+    assert last.returncode == 0, last.stdout[-3000:] + last.stderr[-3000:]
+    assert len(loop.killed_at) == 5 and {k for k, _ in loop.killed_at} == {
+        "inside a save",
+        "at random",
+    }
+    new, resume = loop.refused["new"], loop.refused["resume"]
+    assert new.returncode == 2 and new.stderr.count("\n") == 1
+    assert "an experiment of this name exists" in new.stderr
+    assert resume.returncode == 2 and resume.stderr.count("\n") == 1
+    assert "another driver runs this experiment (host " in resume.stderr
+    if loop.refused["dropped"]:  # a trial whose checkpoint is gone starts over, not fails
+        assert "does not exist on storage anymore" in last.stdout + last.stderr
+        assert "this trial starts over" in last.stdout + last.stderr
     # a snapshot per checkpoint is expected, and Ray's warning about it is silenced
-    assert "snapshotting has been triggered" not in resumed.stdout + resumed.stderr
-    board = read_board(results / "leaderboard.csv").set_index("trial_id")
-    assert len(board) == 4
-    assert set(board["status"]) == {"completed"}
-    for trial_id, row in finished.iterrows():  # kept, not re-run: same numbers, same wall time
-        assert board.loc[trial_id, "ratio"] == row["ratio"]
-        assert board.loc[trial_id, "best_val_acc"] == row["best_val_acc"]
-        assert board.loc[trial_id, "wall_s"] == row["wall_s"]
-    assert len(study_trials(storage, "resume")) == 4  # the study went on with the search
+    assert "snapshotting has been triggered" not in last.stdout + last.stderr
+
+    from ray.tune import ExperimentAnalysis
+
+    from tests.kill_loop import trial_errors
+
+    board = read_board(results / "leaderboard.csv")
+    assert "error" not in set(board["status"]), trial_errors(str(storage / "killed"))
+    trials = {t.trial_id for t in ExperimentAnalysis(str(storage / "killed")).trials}
+    space = load_space(tmp_path / "killed.yaml")
+    check_nothing_lost(board, trials, study_of(journal, "killed"), space, tiny_shards)
+    # every driver's run is in the search's running time (Tune's sync of the experiment's
+    # top-level .json files used to put a stale copy over those of killed drivers)
+    assert json.loads((results / "summary.json").read_text())["runs"] == 6
 
     changed = subprocess.run(
         command + ["--resume", "--trials", "5"], capture_output=True, text=True, timeout=120
@@ -334,7 +446,7 @@ def test_an_interrupted_search_says_so_and_its_resume_adds_up_the_running_time(
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     summary = json.loads((results / "summary.json").read_text())
     assert summary["runs"] == 2 and summary["trials"]["total"] == 4
-    runs = json.loads((storage / "stopped" / "raysearch_runs.json").read_text())
+    runs = json.loads((storage / "stopped" / "_raysearch" / "runs.json").read_text())
     assert summary["wall_s"] == pytest.approx(
         sum(r["last_seen"] - r["started"] for r in runs), abs=0.1
     )
@@ -432,7 +544,7 @@ def _kill_trial_processes() -> int:
             cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if cmdline.startswith("ray::ImplicitFunc"):
+        if cmdline.startswith("ray::run_trial"):  # a trial actor (its trainable class)
             os.kill(int(entry.name), signal.SIGKILL)
             killed += 1
     return killed
@@ -699,6 +811,8 @@ def test_the_main_command_runs_on_the_profiles_synthetic_default(
     assert "Data: synthetic mini-GTZAN (10 clips x 3 s per genre, seed 0)" in board
     assert "--channels 16,32,64,128,64" in board  # the profile's half width, in the best command
     assert "| baseline | baseline: MFCC + logistic regression" in board
+    # one completed trial: the ensemble is that trial, and says so
+    assert "- Ensemble: One completed trial with predictions: the ensemble is that trial" in board
     capsys.readouterr()
     # raysearch baseline --profile cpu finds the same shards and the baseline the search cached
     from raysearch.commands import baseline

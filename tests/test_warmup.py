@@ -118,7 +118,7 @@ def test_a_compiled_search_compiles_once_before_its_trials(empty_cache_ray, tmp_
     assert (trained["graphs_compiled"] == 0).all()  # every trial loaded the warm-up's graphs
     assert summary["compile"]["trials_from_cache"] == len(trained)
     # the warm-up is in the driver's run, so in the search's wall time
-    runs = json.loads((storage / "warm" / "raysearch_runs.json").read_text())
+    runs = json.loads((storage / "warm" / "_raysearch" / "runs.json").read_text())
     assert len(runs) == 1 and runs[0]["warmup"]["seconds"] > 0
     assert "before_tune" not in runs[0]
     assert summary["wall_s"] >= warmup["seconds"]

@@ -1,5 +1,5 @@
-"""The ``raysearch`` command: ``raysearch synth|prepare|train|tune|leaderboard|predict|baseline|
-cluster``, each with exactly the options of ``python -m raysearch.<command>`` (which keeps
+"""The ``raysearch`` command: ``raysearch synth|prepare|train|tune|leaderboard|ensemble|predict|
+baseline|cluster``, each with exactly the options of ``python -m raysearch.<command>`` (which keeps
 working)."""
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ COMMANDS = {
     ),
     "tune": ("raysearch.commands.tune", "search a space with Ray Tune + Optuna; write results/"),
     "leaderboard": ("raysearch.commands.leaderboard", "rebuild results/ from an experiment folder"),
+    "ensemble": (
+        "raysearch.commands.ensemble",
+        "the ensemble of a search's networks, from their kept predictions; rewrite results/",
+    ),
     "predict": (
         "raysearch.commands.predict",
         "top genres of audio files with a trained checkpoint",

@@ -1,7 +1,8 @@
 """``raysearch leaderboard EXPERIMENT`` (``python -m raysearch.leaderboard``): rebuild
 ``results/`` (leaderboard, tables, plots) from a Tune experiment folder, finished or
-interrupted, with the classical baseline when it is cached beside the experiment's shards.
-The work is in :mod:`raysearch.results`."""
+interrupted, with the classical baseline when it is cached beside the experiment's shards and
+the ensemble when one beside the experiment is of its completed networks (``raysearch ensemble``
+builds it). The work is in :mod:`raysearch.results`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import sys
 from raysearch.access import check_location
 from raysearch.commands.options import fail, program
 from raysearch.errors import UserError
+from raysearch.results.rank import trial_frame
 from raysearch.results.records import load_experiment, records_from_experiment
+from raysearch.results.search_ensemble import experiment_ensemble
 from raysearch.results.write import write_results
 from raysearch.search.space import SpaceError
 
@@ -41,9 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {experiment}: not a raysearch experiment ({exc})", file=sys.stderr)
         return 2
     records = records_from_experiment(experiment)
-    baseline = _cached_baseline(meta.get("shards"))
-    frame = write_results(space, records, args.results, experiment, meta, baseline=baseline)
+    baseline = baseline_if_cached(meta.get("shards"))
+    ensemble = experiment_ensemble(experiment, trial_frame(space, records, meta))
+    frame = write_results(
+        space, records, args.results, experiment, meta, baseline=baseline, ensemble=ensemble,
+        measure=True,
+    )  # fmt: skip
     print(f"{len(frame)} trials -> {os.path.join(args.results, 'leaderboard.csv')}")
+    if ensemble is None:
+        print(
+            "no ensemble of these completed networks beside the experiment; raysearch ensemble "
+            "EXPERIMENT builds it"
+        )
     if baseline is None:
         print(
             f"no classical baseline cached beside the shards ({meta.get('shards', '?')}); "
@@ -52,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cached_baseline(shards: str | None):
+def baseline_if_cached(shards: str | None):
     """The baseline cached beside the experiment's shards, or None (none there, or the shards
     are gone): a rebuild never computes it."""
     from raysearch.baseline.shards import cached_baseline

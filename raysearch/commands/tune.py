@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not compute the classical baseline (MFCC + logistic regression on the same "
         "shards, seconds; cached beside them) that the results show beside the CNN rows",
     )
+    parser.add_argument(
+        "--no-ensemble",
+        dest="ensemble",
+        action="store_false",
+        help="do not build the ensemble of the completed networks at the end (greedy selection "
+        "on their validation predictions; `raysearch ensemble EXPERIMENT` builds it later)",
+    )
     add_device_arguments(parser, "every trial trains")
     add_ray_arguments(parser)
     return parser
@@ -283,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             use_gpu=args.use_gpu,
             mlflow_uri=args.mlflow,
             baseline=args.baseline,
+            ensemble=args.ensemble,
         )
     except UserError as exc:
         return fail(str(exc))

@@ -161,3 +161,44 @@ def encode_cell(space: SearchSpace, name: str, cell):
             if to_cell(value) == cell or choice == cell:
                 return param.encode(value)
     return cell
+
+
+def front_plot(board: pd.DataFrame, results_dir: str, baseline=None, ensemble=None) -> list[str]:
+    """``accuracy_vs_parameters.png``: the completed networks' validation accuracy against
+    their parameters, the front (:mod:`raysearch.results.front`) drawn through its points, and
+    the classical baseline's and the ensemble's validation accuracy as reference lines (the
+    ensemble also as a point at its members' summed parameters). Returns the name written, or
+    nothing with fewer than two completed networks."""
+    from raysearch.results.front import front_line
+
+    mean = "_mean" if "best_val_acc_mean" in board else ""
+    done = board[board["n_seeds"] > 0] if mean else board[board["status"] == "completed"]
+    accuracy = pd.to_numeric(done.get(f"best_val_acc{mean}"), errors="coerce")
+    parameters = pd.to_numeric(done.get("n_params"), errors="coerce")
+    if accuracy.notna().sum() < 2 or parameters.notna().sum() < 2:
+        return []
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    on = done["on_front"].astype(bool) if "on_front" in done else pd.Series(False, done.index)
+    for chosen, color, label in ((~on, "tab:blue", "network"), (on, "tab:red", "on the front")):
+        if chosen.any():
+            ax.scatter(parameters[chosen], accuracy[chosen], color=color, label=label)
+    x, y = front_line(accuracy.to_numpy(), parameters.to_numpy())
+    ax.step(x, y, where="post", color="tab:red", alpha=0.7)
+    if ensemble is not None:
+        ax.axhline(ensemble.val["segment_acc"], color="tab:green", linestyle="--",
+                   label=f"{ensemble.label} (validation)")  # fmt: skip
+        summed = ensemble.cost("n_params")
+        if summed == summed:  # not NaN
+            ax.scatter([summed], [ensemble.val["segment_acc"]], marker="*", s=160,
+                       color="tab:green")  # fmt: skip
+    if baseline is not None:
+        ax.axhline(baseline.val_acc, color="grey", linestyle=":",
+                   label="classical baseline (validation)")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("best validation accuracy (segments)" + (", mean over seeds" if mean else ""))
+    ax.set_title(f"Accuracy against size ({len(done)} completed networks)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    save_figure(fig, os.path.join(results_dir, "accuracy_vs_parameters.png"))
+    return ["accuracy_vs_parameters.png"]

@@ -2,8 +2,11 @@
 
 A trial row holds its searched parameters, the network it built (channels, SE widths), its seed,
 the space's metric (what Optuna saw: the trial's last report of it), the validation and test
-accuracies, and a pointer to its checkpoint. Rows are ranked by exactly the space's metric and
-mode, no fallback: a trial without it (stopped before its first report) ranks last.
+accuracies, what its network costs (parameters, multiply-adds and CPU time per segment:
+:mod:`raysearch.results.cost`), whether it is on the accuracy-size front
+(:mod:`raysearch.results.front`), and a pointer to its checkpoint. Rows are ranked by exactly
+the space's metric and mode, no fallback: a trial without it (stopped before its first report)
+ranks last.
 
 With repeats, a configuration row aggregates its seeds: n, mean, standard deviation and the
 half-width of a 95 % confidence interval of the mean (Student's t with n - 1 degrees of
@@ -19,11 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from raysearch.model import SECNN, ModelConfig, count_parameters, reduced_width
+from raysearch.model import SECNN, ModelConfig, count_macs, count_parameters, reduced_width
+from raysearch.results.cost import BATCHES, NetworkCosts, time_columns
+from raysearch.results.front import pareto_front
 from raysearch.results.records import TrialRecord
 from raysearch.search.space import SearchSpace
 
 ACCURACIES = ["best_val_acc", "test_acc", "test_track_acc"]
+COST_COLUMNS = ["n_params", "macs", *(time_columns(b) for b in BATCHES)]
+FRONT = "on_front"  # on the front of validation accuracy against parameters
 
 
 def cell(value):
@@ -46,12 +53,20 @@ def metric_columns(space: SearchSpace) -> list[str]:
 
 
 def trial_frame(
-    space: SearchSpace, records: list[TrialRecord], meta: dict | None = None
+    space: SearchSpace,
+    records: list[TrialRecord],
+    meta: dict | None = None,
+    costs: NetworkCosts | None = None,
 ) -> pd.DataFrame:
-    """One row per trial, ranked by the space's metric."""
+    """One row per trial, ranked by the space's metric. ``costs``: the CPU times of the
+    networks (blank without it, or for a network it has not timed); it times those of the
+    completed trials only (the front and the ensemble are theirs; a network that ASHA stopped
+    shows the time of the same network completed, if one did)."""
     meta = meta or {}
-    rows, counts = [], {}
+    rows, counts, networks = [], {}, []
     sizing = _sizing(meta.get("shards"))
+    sized_ok = sizing is not None
+    sizing = sizing or (lambda model: model)
     for record in records:
         result = record.last_result or {}
         config = {k: v for k, v in record.config.items() if k in space.param_names}
@@ -72,6 +87,9 @@ def trial_frame(
         row["n_params"] = result.get("n_params") or (
             _parameter_count(sizing(model), counts) if model else np.nan
         )
+        sized = sizing(model) if model and sized_ok else None
+        row["macs"] = result.get("macs") or (count_macs(sized) if sized else np.nan)
+        networks.append(sized)
         row["wall_s"] = round(float(result.get("time_total_s", np.nan)), 1)
         row["device"] = result.get("device", "")  # cpu, or cuda (the GPU's name)
         row["reused_from"] = result.get("reused_from", "")
@@ -86,6 +104,7 @@ def trial_frame(
         row["data"] = meta.get("data", "")
         row["checkpoint"] = record.checkpoint
         rows.append(row)
+    _cpu_times(rows, networks, costs)
     columns = [
         "rank",
         "trial_id",
@@ -96,7 +115,8 @@ def trial_frame(
         "seed",
         *metric_columns(space),
         "epochs_run",
-        "n_params",
+        *COST_COLUMNS,
+        FRONT,
         "wall_s",
         "startup_s",
         "graphs_compiled",
@@ -122,7 +142,30 @@ def trial_frame(
         kind="stable",
     ).reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
+    frame[FRONT] = mark_front(frame, frame["status"] == "completed", "best_val_acc")
     return frame[columns]
+
+
+def mark_front(frame: pd.DataFrame, done: pd.Series, accuracy: str) -> pd.Series:
+    """Whether each row is on the front of ``accuracy`` against ``n_params`` among the rows
+    ``done`` (completed: a stopped trial's accuracy is of a network not fully trained)."""
+    if accuracy not in frame:
+        return pd.Series(False, index=frame.index)
+    values = pd.to_numeric(frame[accuracy], errors="coerce").where(done)
+    on = pareto_front(values.to_numpy(), pd.to_numeric(frame["n_params"], errors="coerce"))
+    return pd.Series(on, index=frame.index)
+
+
+def _cpu_times(rows: list[dict], networks: list, costs: NetworkCosts | None) -> None:
+    """Each row's CPU time columns from ``costs``, the completed trials' networks timed first
+    (when ``costs`` measures) and no other."""
+    for row, network in zip(rows, networks, strict=True):
+        if costs is not None and network is not None and row["status"] == "completed":
+            costs.times(network)
+    for row, network in zip(rows, networks, strict=True):
+        found = costs.times(network, measure=False) if costs and network else {}
+        for column in COST_COLUMNS[2:]:
+            row[column] = np.nan if found.get(column) is None else found[column]
 
 
 def _rounded(value, digits: int) -> float:
@@ -154,16 +197,16 @@ def epoch_counts(trials: pd.DataFrame) -> EpochCounts:
 
 
 def _sizing(shards: str | None):
-    """A function giving a model config the input size of ``shards`` (identity without them)."""
+    """A function giving a model config the input size of ``shards``; None without them."""
     if shards:
         try:
-            from raysearch.training.data import sized_like
+            from raysearch.training.data import model_config_for, sized_as
 
-            sized_like(ModelConfig(), shards)
-            return lambda model: sized_like(model, shards)
+            sized = model_config_for(shards)  # the manifest, read once
+            return lambda model: sized_as(model, sized)
         except (OSError, ValueError, KeyError):
             pass
-    return lambda model: model
+    return None
 
 
 def _parameter_count(model: ModelConfig, cache: dict) -> int:
@@ -222,7 +265,7 @@ def config_frame(space: SearchSpace, trials: pd.DataFrame) -> pd.DataFrame:
         best = ranked.iloc[0] if len(ranked) else group.iloc[0]
         row.update(
             epochs_run_mean=float(done["epochs_run"].mean()) if len(done) else np.nan,
-            n_params=group["n_params"].iloc[0],
+            **{column: group[column].iloc[0] for column in COST_COLUMNS if column in group},
             best_seed=best["seed"],
             device=best.get("device", ""),
             checkpoint=best["checkpoint"],
@@ -237,4 +280,5 @@ def config_frame(space: SearchSpace, trials: pd.DataFrame) -> pd.DataFrame:
     )
     frame = frame.reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
+    frame[FRONT] = mark_front(frame, frame["n_seeds"] > 0, "best_val_acc_mean")
     return frame

@@ -1,6 +1,6 @@
 """The driver runs of one experiment: a search started once and resumed any number of times.
 
-``EXPERIMENT/raysearch_runs.json`` keeps, per run, when it began, when it was last seen at work
+``EXPERIMENT/_raysearch/runs.json`` keeps, per run, when it began, when it was last seen at work
 (rewritten whenever a trial ends, so a driver that is killed leaves the time of its last
 finished trial) and what the driver's GPU monitor saw. Their sum is the search's own running
 time: a search stopped and resumed later is not charged for the time in between.
@@ -19,13 +19,21 @@ from dataclasses import dataclass, field
 
 from raysearch.storage import exists, join, read_text, write_text_atomic
 
-RUNS_FILE = "raysearch_runs.json"
+# in a folder of its own: on resume Tune copies the experiment's top-level .json files into its
+# staging folder and uploads them back at every save, which put a copy from the resume's start
+# over what this driver wrote since (its runs were lost when it was killed)
+RUNS_FILE = "_raysearch/runs.json"
+OLD_RUNS_FILE = "raysearch_runs.json"  # where experiments before it kept them
 
 
 def read_runs(experiment: str) -> list[dict]:
     """Every run recorded for ``experiment`` (``[]`` for one recorded before runs were)."""
+    if not experiment:
+        return []
     location = join(experiment, RUNS_FILE)
-    if not experiment or not exists(location):
+    if not exists(location):
+        location = join(experiment, OLD_RUNS_FILE)
+    if not exists(location):
         return []
     try:
         return list(json.loads(read_text(location)))

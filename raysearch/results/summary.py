@@ -1,6 +1,7 @@
 """What a search says at its end: how long it ran, what its trials did, what they cost in
 start-up and GPU memory, how busy the GPU was, and its best configuration with the seed-noise
-caveat. One dict (``summary.json``), the same as lines for ``leaderboard.md`` and the terminal.
+caveat, and the ensemble of its networks against the best trial. One dict (``summary.json``),
+the same as lines for ``leaderboard.md`` and the terminal.
 
 Start-up is each trained trial's ``startup_s`` (its process's start, or its hand-over to a
 reused process, to the end of its first step). A twin replays another trial's reports, so its
@@ -20,6 +21,7 @@ from raysearch.baseline.result import BaselineResult
 from raysearch.results.baseline import baseline_summary, best_test_track_acc
 from raysearch.results.rank import epoch_counts
 from raysearch.results.runs import running_time, warmup_totals
+from raysearch.results.search_ensemble import EnsembleResult, ensemble_summary, summary_line
 from raysearch.search.space import SearchSpace
 
 ENDED = ("completed", "stopped early", "error", "no result")
@@ -31,10 +33,11 @@ def summarize(
     runs: list[dict],
     best: pd.Series | None = None,
     baseline: BaselineResult | None = None,
+    ensemble: EnsembleResult | None = None,
 ) -> dict:
     """The summary of a :func:`~raysearch.results.rank.trial_frame`, the experiment's driver
-    runs (:mod:`raysearch.results.runs`), the leaderboard's best row and the classical
-    baseline of the same shards."""
+    runs (:mod:`raysearch.results.runs`), the leaderboard's best row, the classical
+    baseline of the same shards and the ensemble of the search's networks."""
     status = trials["status"] if len(trials) else pd.Series(dtype=str)
     twin = _replayed(trials)
     trained = trials[~twin] if len(trials) else trials
@@ -68,6 +71,11 @@ def summarize(
         "baseline": (
             baseline_summary(baseline, best_test_track_acc(best) if best is not None else None)
             if baseline is not None
+            else None
+        ),
+        "ensemble": (
+            ensemble_summary(ensemble, baseline.test_track_acc if baseline else None)
+            if ensemble is not None
             else None
         ),
     }
@@ -264,6 +272,8 @@ def summary_lines(summary: dict, space: SearchSpace) -> list[str]:
                 f"{baseline['test_track_acc']:.3f})"
             )
         lines.append(f"{line}. {summary['seed_noise']}")
+    if summary.get("ensemble"):
+        lines.append(summary_line(summary["ensemble"]))
     return lines
 
 

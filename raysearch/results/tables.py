@@ -7,7 +7,8 @@ is the one with the best mean validation accuracy (selection never looks at test
 ``within noise of best`` compares every other row with it on test segment accuracy with a
 two-sided paired t-test over the seeds both have (scipy.stats.ttest_rel): ``yes`` when
 p >= 0.05, i.e. the difference is within what changing the seed does; it needs 2 or more
-common seeds.
+common seeds. Tables 5.2 and 5.3 also give what each network costs (:data:`COST_TITLES`:
+parameters, multiply-adds and CPU time per segment, :mod:`raysearch.results.cost`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ TITLES = {
 }
 AUGMENT_KEYS = ("head", "freq_masks", "freq_width", "time_masks", "time_width", "mixup_alpha")
 NOISE_P = 0.05
+COST_TITLES = {  # the cost columns of tables 5.2 and 5.3 (and of the ensemble's row)
+    "n_params": "params",
+    "macs": "MACs / segment",
+    "cpu_ms_per_segment_b1": "CPU ms / segment (batch 1)",
+    "cpu_ms_per_segment_b64": "CPU ms / segment (batch 64)",
+}
 # the report's own figure: GTZAN segment accuracy, whatever data this table's rows are on
 REPORT_COLUMN = "report on GTZAN, split unknown (%)"
 
@@ -96,7 +103,7 @@ def group_table(
         group = groups[name]
         row = {label: name, "seeds": len(group)}
         for column, title in (extra or {}).items():
-            row[title] = group[column].iloc[0]
+            row[title] = _one_value(group[column]) if column in group else ""
         row["val acc (%)"] = _pm(group["best_val_acc"])
         row["test segment acc (%)"] = _pm(group["test_acc"])
         row["test track acc (%)"] = _pm(group["test_track_acc"])
@@ -110,6 +117,29 @@ def group_table(
             row[REPORT_COLUMN] = "" if ref is None else f"{ref:.1f}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def cost_cell(value) -> str:
+    """A parameter count, multiply-adds or milliseconds as a table cell (blank when unknown)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if math.isnan(value):
+        return ""
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
+
+
+def _one_value(column: pd.Series) -> str:
+    """The first trial's value; for a cost, the one the configuration's trials share (its
+    network's), or their range when they differ (channels over several r, in table 5.3)."""
+    if column.name not in COST_TITLES:
+        return column.iloc[0]
+    numbers = pd.to_numeric(column, errors="coerce").dropna()
+    if numbers.empty:
+        return ""
+    low, high = numbers.min(), numbers.max()
+    return cost_cell(low) if low == high else f"{cost_cell(low)} - {cost_cell(high)}"
 
 
 def _merit(group: pd.DataFrame) -> tuple[float, int]:
@@ -150,11 +180,15 @@ def report_tables(space: SearchSpace, trials: pd.DataFrame) -> dict[str, pd.Data
             trials.assign(ratio=trials["ratio"].astype(float).round(2)) if len(trials) else trials
         )
         tables["table_5_2_ratio"] = group_table(
-            rounded, ["ratio"], "ratio r", REPORT_RATIO, extra={"se_widths": "SE widths"}
+            rounded,
+            ["ratio"],
+            "ratio r",
+            REPORT_RATIO,
+            extra={"se_widths": "SE widths", **COST_TITLES},
         )
     if "channels" in names or "width" in names:
         tables["table_5_3_channels"] = group_table(
-            trials, ["channels_used"], "channels", REPORT_CHANNELS
+            trials, ["channels_used"], "channels", REPORT_CHANNELS, extra=COST_TITLES
         )
     augment = [k for k in AUGMENT_KEYS if k in names]
     if augment:

@@ -31,7 +31,7 @@ import os
 from raysearch.model import ModelConfig
 from raysearch.results.callback import LeaderboardCallback
 from raysearch.results.records import records_from_experiment
-from raysearch.results.write import write_results
+from raysearch.results.write import finish_results, write_results
 from raysearch.search import finished_networks
 from raysearch.search.gpu_demand import HEAD_NODE_RESOURCE, GpuCapacity, GpuUnavailable
 from raysearch.search.gpu_share import decide_gpu_share
@@ -267,6 +267,7 @@ def run_search(
     time_budget_s: float | None = None,
     mlflow_uri: str | None = None,
     baseline: bool = True,
+    ensemble: bool = True,
 ):
     """Run (or resume) the search; writes ``results_dir`` and returns its summary
     (:func:`raysearch.results.summary.summarize`).
@@ -276,7 +277,45 @@ def run_search(
     group even with one worker (what every trial did before; kept for the overhead benchmark).
     ``baseline``: at the end, the classical baseline of the shards beside the results
     (:mod:`raysearch.baseline`; its failure is one warning line, never the search's).
+    ``ensemble``: at the end, the ensemble of the completed networks
+    (:func:`raysearch.results.write.finish_results`, which also times the networks).
+
+    Before anything of the experiment or the results folder is opened, emptied or removed,
+    every refusal (:func:`check_experiment`, the results folder's) is made, and this driver
+    takes the experiment's lease (:mod:`raysearch.search.lease`): one driver per experiment.
     """
+    from raysearch.results.write import check_results_dir
+    from raysearch.search.lease import Lease
+
+    experiment = join(storage, space.name)
+    check_experiment(experiment, resume)
+    check_results_dir(results_dir, experiment)
+    lease = Lease.take(experiment, say=lambda line: print(line, flush=True))
+    try:
+        return _search(
+            space, shards, storage, results_dir, resume, verbose, use_gpu, worker_group,
+            time_budget_s, mlflow_uri, baseline, ensemble,
+        )  # fmt: skip
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+def _search(
+    space: SearchSpace,
+    shards: str,
+    storage: str,
+    results_dir: str,
+    resume: bool = False,
+    verbose: int = 1,
+    use_gpu: bool | None = None,
+    worker_group: bool = False,
+    time_budget_s: float | None = None,
+    mlflow_uri: str | None = None,
+    baseline: bool = True,
+    ensemble: bool = True,
+):
+    """:func:`run_search` once its checks passed and it holds the lease."""
     from raysearch.data.pipeline import shard_meta
     from raysearch.results.summary import summary_lines
     from raysearch.results.write import claim_results_dir
@@ -290,7 +329,7 @@ def run_search(
         space, why = decide_gpu_share(space, shards, capacity)
         if why:
             print(why, flush=True)
-    claim_results_dir(results_dir, experiment)  # the last check, as it removes an old search's
+    claim_results_dir(results_dir, experiment)  # an old search's files go (refused before)
     inputs = share_inputs(space, shards, storage, use_gpu, worker_group)
     concurrency = concurrency_for(space, _cluster_cpus(), capacity.total if use_gpu else 0.0)
     print(
@@ -319,6 +358,8 @@ def run_search(
     # the callback wrote the results as trials finished; once more from storage, so the
     # files hold every trial of a resumed experiment too
     records = records_from_experiment(experiment)
+    if all_ended(space, records):
+        close_study(space.name, study_storage, mirror)
     # a stopped search exits at once (its caller may be about to kill it): the baseline then
     # comes from the cache only, and is computed at the end of the resumed search
     comparison = None
@@ -329,12 +370,39 @@ def run_search(
             else cached_baseline_or_none(shards)
         )
     write_results(space, records, results_dir, experiment, meta, baseline=comparison)
+    finish_results(space, records, results_dir, experiment, meta, comparison, ensemble,
+                   all_ended(space, records), say=lambda line: print(line, flush=True))  # fmt: skip
     with open(os.path.join(results_dir, "summary.json")) as f:
         summary = json.load(f)  # what write_results just summarised
     print(f"summary ({os.path.join(results_dir, 'summary.json')}):", flush=True)
     for line in summary_lines(summary, space):
         print(line, flush=True)
     return summary
+
+
+def check_experiment(experiment: str, resume: bool) -> None:
+    """The refusals about the experiment, made before anything of it is opened: a new search
+    where one of this name exists, or where an earlier one left a study and no experiment; a
+    resume where there is nothing to resume. Reads only."""
+    from ray import tune
+
+    from raysearch.search.tracking import OPTUNA_JOURNAL
+
+    if resume:
+        if not tune.Tuner.can_restore(experiment):
+            raise SpaceError(f"{experiment}: no experiment to resume here")
+        return
+    if exists(join(experiment, "tuner.pkl")):
+        raise SpaceError(
+            f"{experiment}: an experiment of this name exists; pass --resume "
+            f"to continue it, or --name to start another"
+        )
+    journal = join(experiment, OPTUNA_JOURNAL)
+    if exists(journal):
+        raise SpaceError(
+            f"{journal}: an Optuna study without a Tune experiment (a search stopped before "
+            "Tune first saved it: nothing to resume); remove it, or --name to start another"
+        )
 
 
 def compile_once(inputs: TrialInputs, concurrency: int) -> None:
@@ -365,6 +433,21 @@ def compile_once(inputs: TrialInputs, concurrency: int) -> None:
         return
     if warm is not None:
         record_warmup(inputs.experiment, started, warm.to_dict())
+
+
+def close_study(name: str, study_storage, mirror) -> None:
+    """At the end of a search, the study's trials that no Tune trial ran (asked, then lost
+    with a killed driver's unsaved state) closed as FAIL, and the bucket's copy updated: the
+    study then holds each trial of the experiment once, finished."""
+    import optuna
+
+    from raysearch.search.journal import close_running
+
+    study = optuna.load_study(study_name=name, storage=study_storage)
+    if close_running(study, "no Tune trial ran it: the search ended without it"):
+        print(f"Optuna study '{name}': closed the trials no Tune trial ran", flush=True)
+    if mirror is not None:
+        mirror.push()
 
 
 def all_ended(space: SearchSpace, records) -> bool:
@@ -437,6 +520,33 @@ def _cluster_cpus() -> float:
     return ray.cluster_resources().get("CPU", 1)
 
 
+def starts_over_without_its_checkpoint(function):
+    """Tune's trainable class of ``function``, which starts a trial over (and says so in the
+    trial's log) where Tune would fail it because the checkpoint it is restored from is gone
+    from storage. A driver killed at the wrong moment leaves exactly that: Tune deletes a
+    trial's older checkpoint (``num_to_keep=1``) as soon as it registers a newer one, while
+    the experiment state it saved last, and resumes from, may still name the older one (in a
+    bucket that state is uploaded in the background, and an upload is skipped while the
+    previous one runs). Failing would end such a trial in error after its retries; starting
+    over loses its epochs so far, not the trial."""
+    from ray.tune.trainable.function_trainable import wrap_function
+
+    base = wrap_function(function)
+
+    class StartsOver(base):
+        def restore(self, checkpoint_path):
+            try:
+                return super().restore(checkpoint_path)
+            except ValueError as exc:
+                if "does not exist on storage anymore" not in str(exc):
+                    raise
+                print(f"{exc}: this trial starts over", flush=True)
+            self._iteration, self._time_total, self._restored = 0, 0.0, False
+
+    StartsOver.__name__ = StartsOver.__qualname__ = function.__name__  # trials keep their names
+    return StartsOver
+
+
 def build_tuner(
     inputs: TrialInputs,
     study_storage,
@@ -451,18 +561,11 @@ def build_tuner(
 
     space, experiment = inputs.network.space, inputs.experiment
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, inputs=inputs),
+        starts_over_without_its_checkpoint(tune.with_parameters(run_trial, inputs=inputs)),
         trial_resources(space, inputs.use_gpu, inputs.worker_group),
     )
-    if resume:
-        if not tune.Tuner.can_restore(experiment):
-            raise SpaceError(f"{experiment}: no experiment to resume here")
+    if resume:  # check_experiment made sure there is one
         return tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)
-    if exists(join(experiment, "tuner.pkl")):
-        raise SpaceError(
-            f"{experiment}: an experiment of this name exists; pass --resume "
-            f"to continue it, or --name to start another"
-        )
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

@@ -48,8 +48,9 @@ class EvalSplit:
 def evaluate(
     model: torch.nn.Module, split: EvalSplit, batch_size: int, amp: bool, channels_last=False
 ) -> dict:
-    """``loss`` (mean cross-entropy) and :func:`classification_report`'s segment / track
-    accuracies, per-class accuracy and confusion matrix."""
+    """``loss`` (mean cross-entropy), :func:`classification_report`'s segment / track
+    accuracies, per-class accuracy and confusion matrix, and ``probs``: the (N, K) segment
+    probabilities on the host (what a completed trial keeps, :mod:`..predictions`)."""
     was_training = model.training
     model.eval()
     device = split.x.device
@@ -66,10 +67,11 @@ def evaluate(
     if not probs:
         return {
             "loss": float("nan"),
+            "probs": np.zeros((0, len(GENRES)), dtype=np.float32),
             **classification_report(
                 np.zeros((0, len(GENRES))), split.labels, split.track_id, list(GENRES)
             ),
         }
     probs_host = torch.cat(probs).cpu().numpy()  # the one device → host transfer
     report = classification_report(probs_host, split.labels, split.track_id, list(GENRES))
-    return {"loss": float(loss_sum) / len(split), **report}
+    return {"loss": float(loss_sum) / len(split), "probs": probs_host, **report}

@@ -7,7 +7,9 @@ cross-entropy, bf16 autocast and channels_last on CUDA; the loss sum and correct
 accumulate on the device and are read once, at the end of the epoch. Rank 0 then evaluates the
 validation split, keeps the best-by-validation-accuracy weights (and writes them as a
 checkpoint), stops early on validation loss (``patience``), and reports. After the last epoch
-it evaluates the test split with the best weights.
+it evaluates the test split with the best weights, and the last checkpoint keeps those weights'
+validation and test probabilities (``predictions.npz``, :mod:`raysearch.training.predictions`):
+only a run that completes writes them.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from raysearch.model import SECNN, ModelConfig, SEBlock, count_parameters
+from raysearch.data import GENRES
+from raysearch.model import SECNN, ModelConfig, SEBlock, count_macs, count_parameters
 from raysearch.training.augment import Augmenter, mixup_loss
 from raysearch.training.checkpoint import CHECKPOINT_FILE, save_checkpoint
 from raysearch.training.config import TrainConfig
@@ -32,6 +36,7 @@ from raysearch.training.data import SplitArrays
 from raysearch.training.evaluate import EvalSplit, autocast, evaluate, model_input
 from raysearch.training.feeds import DeviceBatches
 from raysearch.training.gpu_memory import gpu_out_of_memory, trials_sharing
+from raysearch.training.predictions import SplitPredictions, save_predictions
 
 # report(metrics, checkpoint_dir): one call per epoch; checkpoint_dir (a folder holding
 # model.pt, or None) may be moved or deleted by the reporter once the call returns
@@ -80,6 +85,9 @@ class Progress:
     best_val_acc: float = -1.0
     best_epoch: int = 0
     best_state: dict | None = None  # best-by-validation-accuracy weights
+    # their validation probabilities (N, K) float16, kept when they were evaluated: the
+    # completed run's predictions.npz needs no second validation pass
+    best_val_probs: np.ndarray | None = None
     best_loss: float = math.inf  # lowest validation loss, for early stopping
     since_best_loss: int = 0
     first_batch_loss: float | None = None
@@ -154,6 +162,7 @@ class _Run:
     graphs_compiled: int | None = None
     graphs_cached: int | None = None
     graph_keys: GraphCacheKeys | None = None  # the cache keys the first step looked up
+    predictions: dict[str, SplitPredictions] | None = None  # val and test, once tested
 
     @property
     def device(self) -> torch.device:
@@ -342,6 +351,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
         "device": device_name(device),
         "gpus_assigned": run.placement.gpus_assigned,
         "n_params": run.n_params,
+        "macs": count_macs(run.model_config),  # multiply-adds per segment
         "startup_s": run.startup_s,
     }
     if run.graphs_compiled is not None:
@@ -432,6 +442,7 @@ def _validate(run: _Run, metrics: dict) -> bool:
     if result["segment_acc"] > progress.best_val_acc:
         progress.best_val_acc, progress.best_epoch = result["segment_acc"], metrics["epoch"]
         progress.best_state = {k: v.detach().clone() for k, v in run.bare.state_dict().items()}
+        progress.best_val_probs = result["probs"].astype(np.float16)
     if result["loss"] < progress.best_loss - 1e-6:
         progress.best_loss, progress.since_best_loss = result["loss"], 0
     else:
@@ -458,6 +469,13 @@ def _test(run: _Run, split: SplitArrays, metrics: dict, stopped: bool) -> None:
     run.train.release()
     run.bare.load_state_dict(run.progress.best_state)
     test = run.evaluate(EvalSplit(split, run.device))
+    val_probs = run.progress.best_val_probs
+    if val_probs is None:  # resumed from a checkpoint written before runs kept them
+        val_probs = run.evaluate(run.val)["probs"]
+    run.predictions = {
+        "val": SplitPredictions.of(val_probs, run.val.labels, run.val.track_id),
+        "test": SplitPredictions.of(test["probs"], split.label, split.track_id),
+    }
     metrics.update(
         test_loss=test["loss"],
         test_acc=test["segment_acc"],
@@ -474,7 +492,9 @@ def _test(run: _Run, split: SplitArrays, metrics: dict, stopped: bool) -> None:
 def _save(run: _Run, metrics: dict, spectrogram: dict, resumable: bool) -> str:
     """Rank 0, every epoch: a checkpoint folder with the best weights (``model.pt``, what
     predict loads) and, unless the run ends here, the state to go on from this epoch
-    (``resume.pt``), so a retried trial loses at most one epoch."""
+    (``resume.pt``), so a retried trial loses at most one epoch; at the end, their
+    predictions (``predictions.npz``; ``predictions_s`` in the last report: the time to
+    write them)."""
     progress = run.progress
     folder = save_checkpoint(
         progress.best_state,
@@ -486,6 +506,10 @@ def _save(run: _Run, metrics: dict, spectrogram: dict, resumable: bool) -> str:
     )
     if resumable:
         save_resume_state(folder, run.bare, run.optimizer, progress, run.augment_rng)
+    elif run.predictions is not None:
+        started = time.perf_counter()
+        save_predictions(folder, run.predictions, GENRES)
+        metrics["predictions_s"] = time.perf_counter() - started
     return folder
 
 
