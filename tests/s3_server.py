@@ -66,3 +66,28 @@ def s3_server(buckets: tuple[str, ...] = (BUCKET,)) -> Iterator[S3Server]:
         yield s3
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def s3_and_ray() -> Iterator[tuple[S3Server, object]]:
+    """The S3 server, its environment in this process (and so in the commands it starts and
+    in Ray's workers), and a local Ray started after it; all gone at the end, the environment
+    restored. A Ray started before, without the environment, cannot reach S3: it is stopped."""
+    import os
+
+    import ray
+
+    ray.shutdown()
+    with s3_server() as s3:
+        saved = {name: os.environ.get(name) for name in s3.env}
+        os.environ.update(s3.env)
+        ray.init(num_cpus=2, log_to_driver=False)
+        try:
+            yield s3, ray
+        finally:
+            ray.shutdown()
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

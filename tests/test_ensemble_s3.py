@@ -7,7 +7,6 @@ from the bucket."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.s3_server import BUCKET, s3_server
+from tests.s3_server import BUCKET, s3_and_ray
 
 pytestmark = pytest.mark.slow
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
@@ -29,22 +28,8 @@ NAME = "bucket_ensemble"
 def s3_ray():
     """The S3 server, its environment in this process (and so in the commands it starts),
     and a local Ray started after it; all gone at the end, the environment restored."""
-    import ray
-
-    ray.shutdown()  # one started without the environment cannot reach S3
-    with s3_server() as s3:
-        saved = {name: os.environ.get(name) for name in s3.env}
-        os.environ.update(s3.env)
-        ray.init(num_cpus=2, log_to_driver=False)
-        try:
-            yield s3, ray
-        finally:
-            ray.shutdown()
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with s3_and_ray() as both:
+        yield both
 
 
 def _completed(results: Path) -> int:

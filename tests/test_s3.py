@@ -8,7 +8,6 @@ after ``ray down``), the Optuna journal read from the bucket, ``leaderboard s3:/
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.s3_server import BUCKET, s3_server
+from tests.s3_server import BUCKET, s3_and_ray
 
 pytestmark = pytest.mark.slow
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
@@ -30,22 +29,8 @@ NAME = "bucket"
 def s3_ray(tmp_path_factory):
     """The S3 server, its environment in this process, and a local Ray started after it (its
     workers inherit the environment); both gone at the end, the environment restored."""
-    import ray
-
-    ray.shutdown()  # one started without the environment (another module's) cannot reach S3
-    with s3_server() as s3:
-        saved = {name: os.environ.get(name) for name in s3.env}
-        os.environ.update(s3.env)
-        ray.init(num_cpus=2, log_to_driver=False)
-        try:
-            yield s3, ray
-        finally:
-            ray.shutdown()
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with s3_and_ray() as both:
+        yield both
 
 
 @pytest.fixture(scope="module")

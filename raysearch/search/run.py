@@ -23,6 +23,7 @@ Results: ``results/leaderboard.csv`` and friends, rewritten atomically after eve
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -255,6 +256,24 @@ def reuses_actors(space: SearchSpace, use_gpu: bool, worker_group: bool) -> bool
     return config.compile_mode(on_gpu=bool(use_gpu)) == "off"
 
 
+@contextlib.contextmanager
+def holding_the_experiment(experiment: str, results_dir: str, resume: bool):
+    """Every refusal first (:func:`check_experiment`, the results folder's), before anything
+    of the experiment or the results folder is opened, emptied or removed; then this driver's
+    lease on the experiment (:mod:`raysearch.search.lease`), held until the block ends."""
+    from raysearch.results.write import check_results_dir
+    from raysearch.search.lease import Lease
+
+    check_experiment(experiment, resume)
+    check_results_dir(results_dir, experiment)
+    lease = Lease.take(experiment, say=lambda line: print(line, flush=True))
+    try:
+        yield
+    finally:
+        if lease is not None:
+            lease.release()
+
+
 def run_search(
     space: SearchSpace,
     shards: str,
@@ -280,104 +299,72 @@ def run_search(
     ``ensemble``: at the end, the ensemble of the completed networks
     (:func:`raysearch.results.write.finish_results`, which also times the networks).
 
-    Before anything of the experiment or the results folder is opened, emptied or removed,
-    every refusal (:func:`check_experiment`, the results folder's) is made, and this driver
-    takes the experiment's lease (:mod:`raysearch.search.lease`): one driver per experiment.
+    It holds the experiment (:func:`holding_the_experiment`): every refusal first, then one
+    driver per experiment.
     """
-    from raysearch.results.write import check_results_dir
-    from raysearch.search.lease import Lease
+    with holding_the_experiment(join(storage, space.name), results_dir, resume):
+        from raysearch.data.pipeline import shard_meta
+        from raysearch.results.summary import summary_lines
+        from raysearch.results.write import claim_results_dir
+        from raysearch.runtime import set_environment
 
-    experiment = join(storage, space.name)
-    check_experiment(experiment, resume)
-    check_results_dir(results_dir, experiment)
-    lease = Lease.take(experiment, say=lambda line: print(line, flush=True))
-    try:
-        return _search(
-            space, shards, storage, results_dir, resume, verbose, use_gpu, worker_group,
-            time_budget_s, mlflow_uri, baseline, ensemble,
-        )  # fmt: skip
-    finally:
-        if lease is not None:
-            lease.release()
-
-
-def _search(
-    space: SearchSpace,
-    shards: str,
-    storage: str,
-    results_dir: str,
-    resume: bool = False,
-    verbose: int = 1,
-    use_gpu: bool | None = None,
-    worker_group: bool = False,
-    time_budget_s: float | None = None,
-    mlflow_uri: str | None = None,
-    baseline: bool = True,
-    ensemble: bool = True,
-):
-    """:func:`run_search` once its checks passed and it holds the lease."""
-    from raysearch.data.pipeline import shard_meta
-    from raysearch.results.summary import summary_lines
-    from raysearch.results.write import claim_results_dir
-    from raysearch.runtime import set_environment
-
-    set_environment()
-    experiment = join(storage, space.name)
-    meta = shard_meta(shards, warn=lambda line: print(line, flush=True))
-    use_gpu, capacity = decide_device(space, use_gpu)
-    if use_gpu:  # resources.gpu: auto → 1/K, K trials packed by memory
-        space, why = decide_gpu_share(space, shards, capacity)
-        if why:
-            print(why, flush=True)
-    claim_results_dir(results_dir, experiment)  # an old search's files go (refused before)
-    inputs = share_inputs(space, shards, storage, use_gpu, worker_group)
-    concurrency = concurrency_for(space, _cluster_cpus(), capacity.total if use_gpu else 0.0)
-    print(
-        f"trials on {'GPUs' if use_gpu else 'CPUs'}"
-        + (f" ({capacity.describe()})" if capacity else "")
-        + f"; up to {concurrency} at once",
-        flush=True,
-    )
-    callbacks = [LeaderboardCallback(space, results_dir, experiment, meta)]
-    if mlflow_uri:
-        callbacks.append(mlflow_callback(mlflow_uri, space.name))
-    if use_gpu:
-        from raysearch.search.mps import MpsNotice
-
-        callbacks.append(MpsNotice(say=lambda line: print(line, flush=True)))
-    if not is_uri(experiment):
-        os.makedirs(experiment, exist_ok=True)
-    study_storage, journal, mirror = optuna_storage(experiment, fresh=not resume)
-    copied = f" (copied to {mirror.remote} as the search goes)" if mirror else ""
-    print(f"Optuna study '{space.name}': optuna-dashboard {journal}{copied}", flush=True)
-    tuner = build_tuner(
-        inputs, study_storage, callbacks, concurrency, resume, verbose, time_budget_s
-    )
-    compile_once(inputs, concurrency)
-    tuner.fit()  # returns when every trial ended, or on Ctrl+C / SIGINT with the state saved
-    # the callback wrote the results as trials finished; once more from storage, so the
-    # files hold every trial of a resumed experiment too
-    records = records_from_experiment(experiment)
-    if all_ended(space, records):
-        close_study(space.name, study_storage, mirror)
-    # a stopped search exits at once (its caller may be about to kill it): the baseline then
-    # comes from the cache only, and is computed at the end of the resumed search
-    comparison = None
-    if baseline:
-        comparison = (
-            search_baseline(shards, inputs)
-            if all_ended(space, records)
-            else cached_baseline_or_none(shards)
+        set_environment()
+        experiment = join(storage, space.name)
+        meta = shard_meta(shards, warn=lambda line: print(line, flush=True))
+        use_gpu, capacity = decide_device(space, use_gpu)
+        if use_gpu:  # resources.gpu: auto → 1/K, K trials packed by memory
+            space, why = decide_gpu_share(space, shards, capacity)
+            if why:
+                print(why, flush=True)
+        claim_results_dir(results_dir, experiment)  # an old search's files go (refused before)
+        inputs = share_inputs(space, shards, storage, use_gpu, worker_group)
+        concurrency = concurrency_for(space, _cluster_cpus(), capacity.total if use_gpu else 0.0)
+        print(
+            f"trials on {'GPUs' if use_gpu else 'CPUs'}"
+            + (f" ({capacity.describe()})" if capacity else "")
+            + f"; up to {concurrency} at once",
+            flush=True,
         )
-    write_results(space, records, results_dir, experiment, meta, baseline=comparison)
-    finish_results(space, records, results_dir, experiment, meta, comparison, ensemble,
-                   all_ended(space, records), say=lambda line: print(line, flush=True))  # fmt: skip
-    with open(os.path.join(results_dir, "summary.json")) as f:
-        summary = json.load(f)  # what write_results just summarised
-    print(f"summary ({os.path.join(results_dir, 'summary.json')}):", flush=True)
-    for line in summary_lines(summary, space):
-        print(line, flush=True)
-    return summary
+        callbacks = [LeaderboardCallback(space, results_dir, experiment, meta)]
+        if mlflow_uri:
+            callbacks.append(mlflow_callback(mlflow_uri, space.name))
+        if use_gpu:
+            from raysearch.search.mps import MpsNotice
+
+            callbacks.append(MpsNotice(say=lambda line: print(line, flush=True)))
+        if not is_uri(experiment):
+            os.makedirs(experiment, exist_ok=True)
+        study_storage, journal, mirror = optuna_storage(experiment, fresh=not resume)
+        copied = f" (copied to {mirror.remote} as the search goes)" if mirror else ""
+        print(f"Optuna study '{space.name}': optuna-dashboard {journal}{copied}", flush=True)
+        tuner = build_tuner(
+            inputs, study_storage, callbacks, concurrency, resume, verbose, time_budget_s
+        )
+        compile_once(inputs, concurrency)
+        tuner.fit()  # returns when every trial ended, or on Ctrl+C / SIGINT with the state saved
+        # the callback wrote the results as trials finished; once more from storage, so the
+        # files hold every trial of a resumed experiment too
+        records = records_from_experiment(experiment)
+        ended = all_ended(space, records)
+        if ended:
+            close_study(space.name, study_storage, mirror)
+        # a stopped search exits at once (its caller may be about to kill it): the baseline then
+        # comes from the cache only, and is computed at the end of the resumed search
+        comparison = None
+        if baseline:
+            comparison = (
+                search_baseline(shards, inputs) if ended else cached_baseline_or_none(shards)
+            )
+        write_results(space, records, results_dir, experiment, meta, baseline=comparison)
+        say = lambda line: print(line, flush=True)  # noqa: E731
+        finish_results(space, records, results_dir, experiment, meta, comparison, ensemble,
+                       ended, say=say)  # fmt: skip
+        with open(os.path.join(results_dir, "summary.json")) as f:
+            summary = json.load(f)  # what write_results just summarised
+        print(f"summary ({os.path.join(results_dir, 'summary.json')}):", flush=True)
+        for line in summary_lines(summary, space):
+            print(line, flush=True)
+        return summary
 
 
 def check_experiment(experiment: str, resume: bool) -> None:
