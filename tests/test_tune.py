@@ -692,13 +692,24 @@ def test_worker_group_trials_under_asha(ray_session, tiny_shards, tmp_path):
     actor cannot be reused) and r = 32 replays r = 31.43, recorded by rank 0."""
     asha = {"type": "asha", "grace_period": 2}
     space = twin_space("group-asha", [31.43, 32], scheduler=asha)
-    results = tmp_path / "results"
-    run_search(
-        space, tiny_shards, str(tmp_path / "storage"), str(results), verbose=0, worker_group=True
-    )
+    results, storage = tmp_path / "results", tmp_path / "storage"
+    run_search(space, tiny_shards, str(storage), str(results), verbose=0, worker_group=True)
     board = read_board(results / "leaderboard.csv").set_index("ratio")
     assert set(board["status"]) == {"completed"}
     assert board.loc[32.0, "reused_from"] == board.loc[31.43, "trial_id"]
+    # rank 0 kept the trained network's predictions beside its checkpoint; the ensemble
+    # (one network: the twin is the same one) was built from them
+    from raysearch.training.predictions import load_predictions
+
+    kept = load_predictions(board.loc[31.43, "checkpoint"])
+    assert len(kept["val"].label) > 0 and len(kept["test"].label) > 0
+    ensemble = json.loads((results / "ensemble.json").read_text())
+    assert [m["trial_id"] for m in ensemble["members"]] == [board.loc[31.43, "trial_id"]]
+    # read back from the experiment folder (raysearch leaderboard EXPERIMENT), the same place
+    from raysearch.results.records import records_from_experiment
+
+    again = {r.trial_id: r.checkpoint for r in records_from_experiment(str(storage / space.name))}
+    assert again[board.loc[31.43, "trial_id"]] == board.loc[31.43, "checkpoint"]
 
 
 def test_optuna_dashboard_serves_the_study(smoke_run):

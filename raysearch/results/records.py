@@ -35,12 +35,23 @@ def status_of(tune_status: str, last_result: dict) -> str:
     )
 
 
+TRAIN_CHECKPOINT_KEY = "checkpoint_path"  # ray.tune.integration.ray_train's report key
+
+
 def checkpoint_path(trial) -> str:
     """Where the trial's latest checkpoint is: a local path, or a URI when the experiment's
-    storage is a bucket (Ray keeps the bucket in the checkpoint's filesystem, not its path)."""
+    storage is a bucket (Ray keeps the bucket in the checkpoint's filesystem, not its path).
+
+    A trial run by a Ray Train worker group has no Tune checkpoint: Train stored it (in the
+    experiment's storage, ``train_runs/``) and ``TuneReportCallback`` put its path in the
+    report instead, a path in the trial's storage filesystem."""
     checkpoint = getattr(trial, "checkpoint", None)
     path = getattr(checkpoint, "path", "") or ""
-    return location_of(getattr(checkpoint, "filesystem", None), path)
+    filesystem = getattr(checkpoint, "filesystem", None)
+    if not path:
+        path = str((trial.last_result or {}).get(TRAIN_CHECKPOINT_KEY) or "")
+        filesystem = getattr(getattr(trial, "storage", None), "storage_filesystem", None)
+    return location_of(filesystem, path)
 
 
 def record_of(trial, status: str | None = None) -> TrialRecord:
