@@ -505,11 +505,8 @@ def auto_trials(shards: str, model_config, base, args) -> tuple[int, str]:
     return packing.trials, f"{packing.describe()}; {name}; kernels {args.auto_kernels}"
 
 
-# today's best (compiled, 8 trials, MPS) first; every other side is read against it
-SIDES = (
-    "default:8:mps,default:8:mps:select-conv1,default:8:mps:select,default:12:mps,"
-    "default:16:mps,default:auto:mps"
-)
+# today's default (compiled, select, 8 trials, MPS) first; every other side is read against it
+SIDES = "default:8:mps,default:8:mps:triton-conv1,default:12:mps,default:16:mps,default:auto:mps"
 
 
 def fastest(rows: list[dict], sides: list[Side]) -> Side | None:

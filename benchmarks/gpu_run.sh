@@ -8,8 +8,8 @@
 # not), and writes its rows as it goes, so a stage cut short keeps what it measured and leaves
 # the next stages their time. In order of what they are worth:
 #   1. sides (gpu_bench.py): K trials on the GPU, segments/s over the window where every trial
-#      is in steady state; today's best default:8:mps first, then select-conv1 and select at 8,
-#      then K = 12, 16 and auto, each read against the first. A compiled side compiles once
+#      is in steady state; today's default default:8:mps (select) first, then triton-conv1 at 8
+#      (block 1's Triton pair), then K = 12, 16 and auto, each read against the first. A compiled side compiles once
 #      first, so its trials' start-up is a search's after the warm-up. MPS that will not start:
 #      the same sides without it, said in the log. [65 % of the time left]
 #   2. step profile (gpu_step_profile.py): one training step per variant, the eager and
@@ -40,8 +40,8 @@ work=${WORK:-/tmp/raysearch-gpu-search}
 export PYTHONUNBUFFERED=1
 if [ -z "${DRY:-}" ]; then
   shape=513,129 batch=32 steps=40 warmup=10 device=cuda clips=${CLIPS:-40} segments=4560
-  sides=${SIDES:-default:8:mps,default:8:mps:select-conv1,default:8:mps:select,default:12:mps,default:16:mps,default:auto:mps}
-  variants=eager:aten,default:aten,default:select,default:select-conv1
+  sides=${SIDES:-default:8:mps,default:8:mps:triton-conv1,default:12:mps,default:16:mps,default:auto:mps}
+  variants=eager:aten,default:aten,default:select,default:triton-conv1
   reuse_shape=513,129 min_side=60
 else # a CPU rehearsal: the same calls at a size a CPU finishes (eager: no compile on 2 cores)
   shape=65,33 batch=4 steps=3 warmup=2 device=cpu clips=${CLIPS:-6} segments=32

@@ -38,8 +38,10 @@ NAMED = {
     "bf16-nchw-b128": (128, True, False, "off", "aten"),
     "bf16-channels-last-b128": (128, True, True, "off", "aten"),
 }
-DEFAULT_VARIANTS = "eager:aten,default:aten,default:select,default:select-conv1,eager:select"
-DEFAULT_PROFILE = "eager:aten,default:aten,default:select,default:select-conv1"
+DEFAULT_VARIANTS = (
+    "eager:aten,default:aten,default:select,default:select-conv1,default:triton-conv1,eager:select"
+)
+DEFAULT_PROFILE = "eager:aten,default:aten,default:select,default:triton-conv1"
 
 
 def parse_variant(name: str, batch: int) -> tuple[int, bool, bool, str, str]:

@@ -167,7 +167,8 @@ class ConvBlock(nn.Module):
     ``kernels`` (:data:`raysearch.ops.KERNELS`): ``aten`` runs ``F.relu`` and
     ``F.max_pool2d``; ``select`` runs :func:`raysearch.ops.relu_max_pool2x2`; ``select-conv1``
     also computes a one-input-channel conv inside the pooling
-    (:func:`raysearch.ops.conv1_relu_max_pool2x2`). The same function each way."""
+    (:func:`raysearch.ops.conv1_relu_max_pool2x2`), ``triton-conv1`` the same in a Triton
+    kernel pair (:mod:`raysearch.triton_conv1`, CUDA). The same function each way."""
 
     def __init__(
         self,
@@ -184,10 +185,20 @@ class ConvBlock(nn.Module):
         self.conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
         self.dropout = nn.Dropout(dropout)
         self.se = SEBlock(c_out, ratio, pad_se) if ratio is not None else nn.Identity()
-        self.kernels = "select" if kernels == "select-conv1" and c_in != 1 else kernels
+        one_channel = kernels in ("select-conv1", "triton-conv1")
+        self.kernels = "select" if one_channel and c_in != 1 else kernels
+        self._triton_conv1 = None
+        if self.kernels == "triton-conv1":  # imported here: Triton only where it is asked for
+            from raysearch.triton_conv1 import triton_conv1_relu_max_pool2x2
+
+            self._triton_conv1 = triton_conv1_relu_max_pool2x2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernels == "select-conv1":  # (B, 1, H, W) → (B, C_out, H/2, W/2), one pass
+        if self._triton_conv1 is not None:  # (B, 1, H, W) → (B, C_out, H/2, W/2), one kernel
+            weight = self.conv.weight  # NHWC output when the module is channels_last
+            nhwc = weight.stride(1) == 1 and weight.shape[-1] * weight.shape[-2] > 1
+            x = self._triton_conv1(x, weight, self.conv.bias, _autocast_dtype(x), nhwc)
+        elif self.kernels == "select-conv1":  # (B, 1, H, W) → (B, C_out, H/2, W/2), one pass
             x = conv1_relu_max_pool2x2(x, self.conv.weight, self.conv.bias, _autocast_dtype(x))
         elif self.kernels == "select":
             x = relu_max_pool2x2(self.conv(x))  # (B, C, H, W) → (B, C_out, H/2, W/2)

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 NO_SLOT = 4  # the window's maximum is 0 or less: the ReLU passes no gradient
-KERNELS = ("aten", "select", "select-conv1")  # how a block's conv → ReLU → max-pool runs
+# how a block's conv → ReLU → max-pool runs; triton-conv1: raysearch.triton_conv1
+KERNELS = ("aten", "select", "select-conv1", "triton-conv1")
 
 
 def _quarters(x: torch.Tensor) -> list[torch.Tensor]:

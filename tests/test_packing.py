@@ -122,8 +122,8 @@ SMALL = (129, 65)
 MEASURED = ModelConfig(input_shape=SMALL, dropout=0.0)
 
 
-def formula_saved_bytes(batch: int, kernels: str, compiled: bool, amp: bool) -> int:
-    network = Network(MEASURED.channels, SMALL, 0, dropout=0.0, batch_size=batch, kernels=kernels)
+def formula_saved_bytes(batch: int, kernels: str, compiled: bool, amp: bool, shape=SMALL) -> int:
+    network = Network(MEASURED.channels, shape, 0, dropout=0.0, batch_size=batch, kernels=kernels)
     return step_saved_bytes(dataclasses.replace(network, compiled=compiled, amp=amp))
 
 

@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="how each block's conv → ReLU → max-pool runs, the same function each way: auto "
         "(select when compiled, aten when eager), aten "
         "(F.relu, F.max_pool2d), select (one op keeping a 1-byte window slot; its backward is "
-        "an elementwise select), select-conv1 (also block 1's one-channel conv inside it) "
+        "an elementwise select), select-conv1 (also block 1's one-channel conv inside it), "
+        "triton-conv1 (block 1 as a Triton kernel pair; CUDA) "
         "(default: %(default)s; docs/performance.md)",
     )
     add_ray_arguments(parser)

@@ -118,7 +118,7 @@ def _blocks(network: Network):
 
 
 def _fused_conv1(network: Network, index: int) -> bool:
-    return network.kernels == "select-conv1" and index == 0
+    return network.kernels in ("select-conv1", "triton-conv1") and index == 0
 
 
 def step_saved_bytes(network: Network) -> int:
@@ -127,6 +127,8 @@ def step_saved_bytes(network: Network) -> int:
     act = 2 if network.amp else 4
     if network.kernels == "select-conv1":  # the padded float32 input, shared by the 9 taps
         saved = batch * (height + 2) * (width + 2) * 4
+    elif network.kernels == "triton-conv1":  # the float32 input the kernels read
+        saved = batch * height * width * 4
     else:  # conv 1's input: autocast's bf16 copy, or the float32 input itself
         saved = batch * height * width * act
     for _, _, c_out, h, w, se in _blocks(network):
@@ -149,9 +151,10 @@ def _step_transient(network: Network, i: int, c_in: int, c_out: int, h: int, w: 
     full, pooled = batch * c_out * h * w, batch * c_out * (h // 2) * (w // 2)
     grad_input = batch * c_in * h * w * act if i > 0 else 0  # block 1's input needs none
     if _fused_conv1(network, i):
-        # compiled: one pointwise kernel and fused reductions; eager: the four float32 window
-        # candidates and two partial sums forward, their gradients and a product backward
-        return 0 if network.compiled else 6 * pooled * 4
+        # triton-conv1, or select-conv1 compiled: one kernel forward, reductions backward;
+        # select-conv1 eager: the four float32 window candidates and two partial sums
+        # forward, their gradients and a product backward
+        return 0 if network.compiled or network.kernels == "triton-conv1" else 6 * pooled * 4
     if network.kernels == "aten" and not network.compiled:
         backward = 2 * full * act  # max-pool's gradient, then ReLU's
     else:

@@ -41,7 +41,8 @@ class TrainConfig:
     # torch.compile mode: off | auto (default on CUDA, off on CPUs) | default | reduce-overhead
     compile: str = "off"
     # how each block's conv → ReLU → max-pool runs (raysearch.ops; the same function each way):
-    # auto (select when compiled, aten when eager) | aten | select | select-conv1;
+    # auto (select when compiled, aten when eager) | aten | select | select-conv1 |
+    # triton-conv1 (block 1 in a Triton kernel pair, CUDA);
     # docs/performance.md says which is fastest where
     kernels: str = "auto"
 
